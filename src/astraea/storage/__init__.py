@@ -1,0 +1,1 @@
+"""Storage: repository interfaces (`base`) and one package per backend."""
