@@ -1,1 +1,22 @@
 """Storage: repository interfaces (`base`) and one package per backend."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from astraea.storage.base import Storage
+from astraea.storage.sqlite import database_path, open_sqlite_storage
+
+
+async def open_storage(url: str) -> Storage:
+    """Opens the backend named by the URL's scheme, e.g. `sqlite:///var/lib/astraea/astraea.db`.
+
+    Error messages name only the scheme: other backends' URLs may carry passwords.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        return await open_sqlite_storage(database_path(url))
+    raise ValueError(
+        f"unsupported storage URL scheme {scheme or '(none)'!r}: "
+        "expected sqlite:///absolute/path/to/file.db"
+    )

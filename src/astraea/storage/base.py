@@ -20,6 +20,14 @@ class AlreadyExists(StorageError):
     """The record to create is already there (the message names what)."""
 
 
+class NotFound(StorageError):
+    """The record to change, or the realm that should own a new one, does not exist."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer Astraea; running older code on it could corrupt it."""
+
+
 @dataclass(slots=True)
 class Realm:
     name: str
@@ -40,7 +48,8 @@ class RealmRepository(Protocol):
 
     async def list_names(self) -> list[str]: ...
 
-    async def update(self, realm: Realm) -> None: ...
+    async def update(self, realm: Realm) -> None:
+        """Raises NotFound when no realm has that name."""
 
     async def delete(self, name: str) -> bool:
         """Removes the realm and every row that belongs to it; False if it did not exist."""
@@ -48,10 +57,10 @@ class RealmRepository(Protocol):
 
 class InterfaceRepository(Protocol):
     async def install(self, realm: str, interface: Interface) -> None:
-        """Raises AlreadyExists for the same name and major."""
+        """Raises AlreadyExists for the same name and major, NotFound for an unknown realm."""
 
     async def replace(self, realm: str, interface: Interface) -> None:
-        """Stores a minor update over the installed (name, major)."""
+        """Stores a minor update over the installed (name, major); NotFound if not installed."""
 
     async def get(self, realm: str, name: str, major: int) -> Interface | None: ...
 
