@@ -1,0 +1,1 @@
+"""HTTP APIs: one module per API set, sharing auth, errors and body parsing."""

@@ -1,0 +1,3 @@
+from astraea.cli.main import main
+
+main()

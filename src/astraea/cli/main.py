@@ -1,0 +1,25 @@
+"""Entry point of the `astraea` command: one sub-command group per API set or concern."""
+
+from __future__ import annotations
+
+import typer
+
+from astraea.cli import housekeeping, realm_management, utils
+from astraea.cli.up import up
+
+app = typer.Typer(
+    name="astraea",
+    help="Astraea: an Astarte-compatible IoT data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(up)
+app.add_typer(utils.app, name="utils", help="Keys, tokens and device ids.")
+app.add_typer(housekeeping.app, name="housekeeping", help="Realms (Housekeeping API).")
+app.add_typer(
+    realm_management.app, name="realm-management", help="Interfaces (Realm Management API)."
+)
+
+
+def main() -> None:
+    app()

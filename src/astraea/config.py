@@ -1,0 +1,29 @@
+"""Settings of one platform process; the CLI fills them from flags and ASTRAEA_* variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class Settings:
+    data_dir: Path = Path("astraea-data")
+    host: str = "127.0.0.1"
+    http_port: int = 4000
+    mqtt_port: int = 8883
+    broker_url: str | None = None
+    housekeeping_public_key: Path | None = None
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
+    disable_auth: bool = False
+    enable_realm_deletion: bool = False
+
+    @property
+    def effective_broker_url(self) -> str:
+        """What devices are told to connect to."""
+        return self.broker_url or f"mqtts://localhost:{self.mqtt_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'astraea.db').resolve()}"

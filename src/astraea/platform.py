@@ -1,0 +1,141 @@
+"""Runs every component of the platform in one process (`astraea up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from astraea.api.app import create_app
+from astraea.api.context import ApiContext, ApiSettings
+from astraea.config import Settings
+from astraea.storage import open_storage
+from astraea.storage.base import Storage
+from astraea.tls_material import ensure_keypair, ensure_server_certificate
+
+log = logging.getLogger("astraea")
+
+
+class _EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the platform decides when every part stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(slots=True)
+class KeyPaths:
+    housekeeping_public_key: Path
+    housekeeping_private_key: Path | None
+    mqtt_tls_cert: Path
+    mqtt_tls_key: Path
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    storage: Storage | None = None
+    keys: KeyPaths | None = None
+    http_port: int | None = None
+    _http: _EmbeddedHttpServer | None = None
+    _http_task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def is_ready(self) -> bool:
+        return (
+            self.storage is not None
+            and self._http is not None
+            and self._http.started
+            and not self._stopping.is_set()
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.keys = self._prepare_keys()
+        self.storage = await open_storage(settings.database_url)
+        context = ApiContext(
+            storage=self.storage,
+            settings=ApiSettings(
+                housekeeping_public_key_pem=self.keys.housekeeping_public_key.read_text(),
+                disable_auth=settings.disable_auth,
+                enable_realm_deletion=settings.enable_realm_deletion,
+            ),
+        )
+        app = create_app(context, registry=self.registry, is_ready=self.is_ready)
+        sock = socket.create_server((settings.host, settings.http_port), reuse_port=False)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._http = _EmbeddedHttpServer(config)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    def _prepare_keys(self) -> KeyPaths:
+        settings = self.settings
+        keys_dir = settings.data_dir / "keys"
+        private: Path | None = None
+        public = settings.housekeeping_public_key
+        if public is None:
+            private, public = ensure_keypair(keys_dir, "housekeeping")
+        cert, key = settings.mqtt_tls_cert, settings.mqtt_tls_key
+        if cert is None or key is None:
+            cert, key = ensure_server_certificate(keys_dir / "broker")
+        return KeyPaths(public, private, cert, key)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+        if self.storage is not None:
+            await self.storage.close()
+            self.storage = None
+
+
+async def run_until_signalled(
+    platform: Platform, on_started: Callable[[Platform], None] | None = None
+) -> None:
+    """Starts the platform, serves until SIGINT/SIGTERM, then shuts down cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, platform.request_stop)
+    try:
+        await platform.start()
+        if on_started is not None:
+            on_started(platform)
+        await platform.wait_stopped()
+    finally:
+        await platform.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Runs `main` on uvloop where it is installed (faster sockets and TLS), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

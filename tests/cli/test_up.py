@@ -1,0 +1,87 @@
+"""`astraea up` as a user runs it: a real process, real signals, the same data folder twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start(data_dir: Path, http_port: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "ASTRAEA_HTTP_PORT": str(http_port),
+        "ASTRAEA_MQTT_PORT": str(_free_port()),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "astraea.cli", "up", "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_healthy(process: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("astraea up did not become healthy")
+
+
+def _stop(process: subprocess.Popen[str], sig: signal.Signals) -> str:
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_up_starts_announces_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    process = _start(data_dir, port)
+    _wait_healthy(process, port)
+    output = _stop(process, signal.SIGTERM)
+    public_key = data_dir / "keys" / "housekeeping_public.pem"
+    assert f"http://127.0.0.1:{port}" in output
+    assert str(public_key) in output.replace("\n", "")
+    assert "astraea housekeeping realms create" in output
+    assert "Astraea stopped." in output
+    first_key = public_key.read_text()
+
+    port = _free_port()
+    process = _start(data_dir, port)
+    _wait_healthy(process, port)
+    _stop(process, signal.SIGINT)
+    assert public_key.read_text() == first_key
+
+
+def test_up_reports_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = _start(tmp_path / "data", port)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "error:" in output
+    assert "Traceback" not in output
