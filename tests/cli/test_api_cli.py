@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyPair
 
 from astraea.platform import Platform
-from tests.conftest import KeyPair
 
 STANDARD = Path(__file__).parents[2] / "../shared/reference/astarte/standard-interfaces"
 
@@ -135,7 +135,7 @@ async def test_interface_commands_and_one_line_errors(cli: Cli, tmp_path: Path) 
     file = tmp_path / "cli.json"
     file.write_text(json.dumps(doc))
     assert (await cli(*rm, "interfaces", "install", str(file)))[0] == 0
-    code, out, err = await cli(*rm, "interfaces", "install", str(file))
+    code, _out, err = await cli(*rm, "interfaces", "install", str(file))
     assert code == 1
     assert (
         err.strip() == "Error: POST /realmmanagement/v1/r2/interfaces: 409 Interface already exists"
