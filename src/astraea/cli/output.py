@@ -31,7 +31,10 @@ def print_table(
     columns: Sequence[str], rows: Iterable[Sequence[object]], *, title: str | None = None
 ) -> None:
     """Render rows as a table for humans; cell values are shown literally, never as markup."""
-    table = Table(*columns, title=title)
+    table = Table(title=title)
+    for column in columns:
+        # Fold rather than truncate: interface names are long and must be readable whole.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     Console().print(table)
