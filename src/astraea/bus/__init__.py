@@ -1,0 +1,1 @@
+"""How components talk without sharing objects: narrow interfaces (`base`) and backends."""
