@@ -86,7 +86,7 @@ async def test_readers_never_see_a_transaction_that_rolls_back(db_path: Path) ->
     async def failing_writer() -> None:
         async with database.transaction() as tx:
             await tx.execute(
-                "INSERT INTO realms VALUES ('phantom', 'pem', 'S', 1, NULL, NULL, NULL)"
+                "INSERT INTO realms (name, jwt_public_key_pem, replication_class) VALUES ('phantom', 'pem', 'S')"
             )
             written.set()
             await asyncio.sleep(0.05)
@@ -115,7 +115,7 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_connection(
     async def stalled_writer() -> None:
         async with database.transaction() as tx:
             await tx.execute(
-                "INSERT INTO realms VALUES ('phantom', 'pem', 'S', 1, NULL, NULL, NULL)"
+                "INSERT INTO realms (name, jwt_public_key_pem, replication_class) VALUES ('phantom', 'pem', 'S')"
             )
             inside.set()
             await asyncio.Event().wait()
@@ -128,7 +128,9 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_connection(
 
     try:
         async with database.transaction() as tx:
-            await tx.execute("INSERT INTO realms VALUES ('real', 'pem', 'S', 1, NULL, NULL, NULL)")
+            await tx.execute(
+                "INSERT INTO realms (name, jwt_public_key_pem, replication_class) VALUES ('real', 'pem', 'S')"
+            )
         assert await storage.realms.list_names() == ["real"]
     finally:
         await database.close()

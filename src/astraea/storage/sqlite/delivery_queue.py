@@ -1,0 +1,178 @@
+"""Trigger delivery queues in SQLite: rows of `trigger_deliveries`, ordered by `seq`.
+
+`seq` is AUTOINCREMENT, so it never goes backwards or gets reused and doubles as the identity
+of a delivery while the engine attempts it. Trimming and expiring delete with RETURNING in one
+statement, so the engine learns exactly which deliveries went (it counts them per trigger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Sequence
+
+from astraea.core.device_id import decode_device_id, encode_device_id
+from astraea.storage.base import NewDelivery, QueuedDelivery
+from astraea.storage.sqlite.connection import Database
+
+_INSERT = """
+INSERT INTO trigger_deliveries (
+    realm, policy, device_id, trigger_id, simple_trigger_id, event_type, event,
+    enqueued_at, expires_at, next_attempt_at
+)
+SELECT :realm, :policy, :device_id, :trigger_id, :simple_trigger_id, :event_type, :event,
+    :enqueued_at, :expires_at, :enqueued_at
+WHERE EXISTS (SELECT 1 FROM realms WHERE name = :realm)
+"""
+
+_FETCH = """
+SELECT seq, device_id, trigger_id, event, enqueued_at, expires_at, attempts, next_attempt_at
+FROM trigger_deliveries
+WHERE realm = ? AND policy = ? AND seq NOT IN ({seqs}) AND device_id NOT IN ({devices})
+ORDER BY seq
+LIMIT ?
+"""
+
+_DELETE = "DELETE FROM trigger_deliveries WHERE seq = ?"
+
+_TRIM = """
+DELETE FROM trigger_deliveries WHERE seq IN (
+    SELECT seq FROM trigger_deliveries
+    WHERE realm = ? AND policy = ? AND seq NOT IN ({seqs})
+    ORDER BY seq
+    LIMIT ?
+)
+RETURNING trigger_id
+"""
+
+_COUNT = """
+SELECT count(*) FROM trigger_deliveries WHERE realm = ? AND policy = ? AND seq NOT IN ({seqs})
+"""
+
+_EXPIRE = """
+DELETE FROM trigger_deliveries
+WHERE expires_at <= ? AND realm = ? AND policy = ? AND seq NOT IN ({seqs})
+RETURNING trigger_id
+"""
+
+
+class SqliteDeliveryQueueRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        # Group commit of removals: every delivery ends with one, and a commit (an fsync)
+        # each would cap throughput at the disk's sync rate.
+        self._removals: list[tuple[int, asyncio.Future[None]]] = []
+        self._removing = False
+
+    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
+        stored = 0
+        async with self._database.transaction() as tx:
+            for delivery in deliveries:
+                stored += await tx.execute(_INSERT, _params(delivery))
+        return stored
+
+    async def queues(self) -> list[tuple[str, str]]:
+        rows = await self._database.fetch_all(
+            "SELECT DISTINCT realm, policy FROM trigger_deliveries ORDER BY realm, policy"
+        )
+        return [(row["realm"], row["policy"]) for row in rows]
+
+    async def fetch(
+        self,
+        realm: str,
+        policy: str,
+        *,
+        limit: int,
+        skip_seqs: Sequence[int] = (),
+        skip_devices: Sequence[str] = (),
+    ) -> list[QueuedDelivery]:
+        devices = [decode_device_id(device_id) for device_id in skip_devices]
+        sql = _FETCH.format(seqs=_placeholders(skip_seqs), devices=_placeholders(devices))
+        rows = await self._database.fetch_all(sql, (realm, policy, *skip_seqs, *devices, limit))
+        return [_queued(row) for row in rows]
+
+    async def record_failure(self, seq: int, attempts: int, next_attempt_at: int) -> None:
+        await self._database.execute(
+            "UPDATE trigger_deliveries SET attempts = ?, next_attempt_at = ? WHERE seq = ?",
+            (attempts, next_attempt_at, seq),
+        )
+
+    async def remove(self, seq: int) -> None:
+        """Returns once the removal is committed, together with those requested meanwhile."""
+        done = asyncio.get_running_loop().create_future()
+        self._removals.append((seq, done))
+        if self._removing:
+            await done
+            return
+        self._removing = True
+        try:
+            while self._removals:
+                batch, self._removals = self._removals, []
+                try:
+                    async with self._database.transaction() as tx:
+                        for removed, _ in batch:
+                            await tx.execute(_DELETE, (removed,))
+                except Exception as error:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(error)
+                else:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_result(None)
+        finally:
+            self._removing = False
+        await done
+
+    async def trim(
+        self, realm: str, policy: str, *, capacity: int, skip_seqs: Sequence[int] = ()
+    ) -> list[uuid.UUID]:
+        seqs = _placeholders(skip_seqs)
+        async with self._database.transaction() as tx:
+            row = await tx.fetch_one(_COUNT.format(seqs=seqs), (realm, policy, *skip_seqs))
+            excess = 0 if row is None else int(row[0]) - capacity
+            if excess <= 0:
+                return []
+            rows = await tx.fetch_all(_TRIM.format(seqs=seqs), (realm, policy, *skip_seqs, excess))
+        return [uuid.UUID(bytes=row["trigger_id"]) for row in rows]
+
+    async def drop_expired(
+        self, realm: str, policy: str, *, now: int, skip_seqs: Sequence[int] = ()
+    ) -> list[uuid.UUID]:
+        sql = _EXPIRE.format(seqs=_placeholders(skip_seqs))
+        async with self._database.transaction() as tx:
+            rows = await tx.fetch_all(sql, (now, realm, policy, *skip_seqs))
+        return [uuid.UUID(bytes=row["trigger_id"]) for row in rows]
+
+
+def _placeholders(items: Sequence[object]) -> str:
+    # `NOT IN ()` is valid SQLite and excludes nothing.
+    return ", ".join("?" * len(items))
+
+
+def _params(delivery: NewDelivery) -> dict[str, object]:
+    return {
+        "realm": delivery.realm,
+        "policy": delivery.policy,
+        "device_id": decode_device_id(delivery.device_id),
+        "trigger_id": delivery.trigger_id.bytes,
+        "simple_trigger_id": delivery.simple_trigger_id.bytes,
+        "event_type": delivery.event_type,
+        "event": delivery.event,
+        "enqueued_at": delivery.enqueued_at,
+        "expires_at": delivery.expires_at,
+    }
+
+
+def _queued(row: sqlite3.Row) -> QueuedDelivery:
+    return QueuedDelivery(
+        seq=row["seq"],
+        device_id=encode_device_id(row["device_id"]),
+        trigger_id=uuid.UUID(bytes=row["trigger_id"]),
+        event=row["event"],
+        enqueued_at=row["enqueued_at"],
+        expires_at=row["expires_at"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+    )

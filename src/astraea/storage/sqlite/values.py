@@ -1,0 +1,314 @@
+"""Device interface values in SQLite: properties, datastream samples and their path registry.
+
+`apply` is the ingestion hot path: one transaction for a whole batch, and samples go in with
+one multi-row INSERT per table (plus one for the path registry) instead of a statement per
+sample, because every statement is a round trip to the connection's thread. Samples and
+properties live in different tables, so inserting the samples after the property writes keeps
+the batch's meaning; property writes run in order, each reading the value it replaces so
+callers learn what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import bson
+from bson.codec_options import CodecOptions
+
+from astraea.core.device_id import decode_device_id
+from astraea.core.interface import Aggregation
+from astraea.storage.base import (
+    DatastreamSample,
+    PropertyChange,
+    PropertyPurge,
+    PropertyWrite,
+    StoredProperty,
+    StoredSample,
+    ValueWrite,
+)
+from astraea.storage.sqlite.connection import Database, Executor
+from astraea.storage.sqlite.devices import _micros, _moment
+
+_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
+_TABLES = {
+    Aggregation.INDIVIDUAL: "individual_datastreams",
+    Aggregation.OBJECT: "object_datastreams",
+}
+# Rows per multi-row INSERT: 9 parameters each stays far below SQLite's 32766 limit.
+_ROWS_PER_INSERT = 500
+_NO_CHANGES: tuple[PropertyChange, ...] = ()
+_INTERFACE = "realm = ? AND device_id = ? AND interface_name = ? AND major = ?"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+_UPSERT_PROPERTY = """
+INSERT INTO individual_properties
+    (realm, device_id, interface_name, major, path, value, reception_timestamp)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (realm, device_id, interface_name, major, path) DO UPDATE SET
+    value = excluded.value, reception_timestamp = excluded.reception_timestamp
+"""
+
+_INSERT_SAMPLES = {
+    aggregation: f"""
+INSERT INTO {table} (
+    realm, device_id, interface_name, major, path, value_timestamp, reception_timestamp,
+    value, expires_at
+) VALUES {{rows}}
+"""
+    for aggregation, table in _TABLES.items()
+}
+
+# A path lives as long as its longest-lived sample; NULL (forever) wins.
+_UPSERT_PATHS = """
+INSERT INTO datastream_paths
+    (realm, device_id, interface_name, major, path, reception_timestamp, expires_at)
+VALUES {rows}
+ON CONFLICT (realm, device_id, interface_name, major, path) DO UPDATE SET
+    reception_timestamp = max(reception_timestamp, excluded.reception_timestamp),
+    expires_at = CASE
+        WHEN expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+        ELSE max(expires_at, excluded.expires_at)
+    END
+"""
+
+_LAST_SAMPLES = f"""
+SELECT p.path, s.value, s.value_timestamp, s.reception_timestamp
+FROM datastream_paths p JOIN {{table}} s
+    ON s.realm = p.realm AND s.device_id = p.device_id AND s.interface_name = p.interface_name
+    AND s.major = p.major AND s.path = p.path
+WHERE p.realm = ? AND p.device_id = ? AND p.interface_name = ? AND p.major = ?
+    AND (s.value_timestamp, s.reception_timestamp) = (
+        SELECT value_timestamp, reception_timestamp FROM {{table}}
+        WHERE {_INTERFACE} AND path = p.path AND {_LIVE}
+        ORDER BY value_timestamp DESC, reception_timestamp DESC LIMIT 1
+    )
+ORDER BY p.path
+"""
+
+_SAMPLE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PATH_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+
+_PathKey = tuple[str, bytes, str, int, str]
+
+
+class SqliteValueRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def apply(self, writes: Sequence[ValueWrite]) -> list[tuple[PropertyChange, ...]]:
+        changes: list[tuple[PropertyChange, ...]] = []
+        samples: dict[Aggregation, list[object]] = {kind: [] for kind in _TABLES}
+        paths: dict[_PathKey, tuple[int, int | None]] = {}
+        async with self._database.transaction() as tx:
+            for write in writes:
+                if isinstance(write, DatastreamSample):
+                    _add_sample(write, samples[write.aggregation], paths)
+                    changes.append(_NO_CHANGES)
+                elif isinstance(write, PropertyWrite):
+                    changes.append(await _write_property(tx, write))
+                else:
+                    changes.append(await _purge_properties(tx, write))
+            for aggregation, params in samples.items():
+                await _insert_rows(tx, _INSERT_SAMPLES[aggregation], _SAMPLE_ROW, params)
+            path_params: list[object] = []
+            for key, (reception, expires) in paths.items():
+                path_params.extend((*key, reception, expires))
+            await _insert_rows(tx, _UPSERT_PATHS, _PATH_ROW, path_params)
+        return changes
+
+    async def list_properties(
+        self, realm: str, device_id: str, interface_name: str, major: int
+    ) -> list[StoredProperty]:
+        rows = await self._database.fetch_all(
+            "SELECT path, value, reception_timestamp FROM individual_properties"
+            f" WHERE {_INTERFACE} ORDER BY path",
+            (realm, decode_device_id(device_id), interface_name, major),
+        )
+        return [StoredProperty(row[0], _decode_value(row[1]), _at(row[2])) for row in rows]
+
+    async def samples(
+        self,
+        realm: str,
+        device_id: str,
+        interface_name: str,
+        major: int,
+        path: str,
+        aggregation: Aggregation,
+        *,
+        now: datetime,
+        since: datetime | None = None,
+        since_after: datetime | None = None,
+        to: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool | None = None,
+    ) -> list[StoredSample]:
+        sql = (
+            f"SELECT value, value_timestamp, reception_timestamp FROM {_TABLES[aggregation]}"
+            f" WHERE {_INTERFACE} AND path = ? AND {_LIVE}"
+        )
+        params: list[object] = [
+            realm,
+            decode_device_id(device_id),
+            interface_name,
+            major,
+            path,
+            _micros(now),
+        ]
+        for bound, condition in ((since, ">="), (since_after, ">"), (to, "<")):
+            if bound is not None:
+                sql += f" AND value_timestamp {condition} ?"
+                params.append(_micros(bound))
+        if newest_first is None:
+            newest_first = limit is not None and since is None and since_after is None
+        order = "DESC" if newest_first else "ASC"
+        sql += f" ORDER BY value_timestamp {order}, reception_timestamp {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        decode = _decode_document if aggregation is Aggregation.OBJECT else _decode_value
+        return [
+            StoredSample(path, decode(row[0]), _at(row[1]), _at(row[2]))
+            for row in await self._database.fetch_all(sql, params)
+        ]
+
+    async def last_samples(
+        self,
+        realm: str,
+        device_id: str,
+        interface_name: str,
+        major: int,
+        aggregation: Aggregation,
+        *,
+        now: datetime,
+    ) -> list[StoredSample]:
+        key = (realm, decode_device_id(device_id), interface_name, major)
+        rows = await self._database.fetch_all(
+            _LAST_SAMPLES.format(table=_TABLES[aggregation]),
+            (*key, *key, _micros(now)),
+        )
+        decode = _decode_document if aggregation is Aggregation.OBJECT else _decode_value
+        return [StoredSample(row[0], decode(row[1]), _at(row[2]), _at(row[3])) for row in rows]
+
+    async def delete_interface_values(
+        self, realm: str, device_id: str, interface_name: str, major: int
+    ) -> None:
+        key = (realm, decode_device_id(device_id), interface_name, major)
+        async with self._database.transaction() as tx:
+            for table in ("individual_properties", *_TABLES.values(), "datastream_paths"):
+                await tx.execute(f"DELETE FROM {table} WHERE {_INTERFACE}", key)
+
+    async def purge_expired(self, now: datetime) -> int:
+        deleted = 0
+        async with self._database.transaction() as tx:
+            for table in (*_TABLES.values(), "datastream_paths"):
+                deleted += await tx.execute(
+                    f"DELETE FROM {table} WHERE expires_at <= ?", (_micros(now),)
+                )
+        return deleted
+
+
+def _add_sample(
+    sample: DatastreamSample, params: list[object], paths: dict[_PathKey, tuple[int, int | None]]
+) -> None:
+    raw = decode_device_id(sample.device_id)
+    reception = _micros(sample.reception_timestamp)
+    expires = None if sample.expires_at is None else _micros(sample.expires_at)
+    document = (
+        cast(dict[str, object], sample.value)
+        if sample.aggregation is Aggregation.OBJECT
+        else {"v": sample.value}
+    )
+    params.extend(
+        (
+            sample.realm,
+            raw,
+            sample.interface_name,
+            sample.major,
+            sample.path,
+            _micros(sample.value_timestamp),
+            reception,
+            bson.encode(document),
+            expires,
+        )
+    )
+    key = (sample.realm, raw, sample.interface_name, sample.major, sample.path)
+    known = paths.get(key)
+    if known is not None:
+        expires = None if known[1] is None or expires is None else max(known[1], expires)
+    paths[key] = (reception, expires)
+
+
+async def _insert_rows(tx: Executor, template: str, row: str, params: list[object]) -> None:
+    """Runs `template` with its `{rows}` replaced by as many `row`s as `params` fill."""
+    width = row.count("?")
+    chunk = _ROWS_PER_INSERT * width
+    for start in range(0, len(params), chunk):
+        part = params[start : start + chunk]
+        await tx.execute(template.format(rows=", ".join([row] * (len(part) // width))), part)
+
+
+async def _write_property(tx: Executor, write: PropertyWrite) -> tuple[PropertyChange, ...]:
+    key = (
+        write.realm,
+        decode_device_id(write.device_id),
+        write.interface_name,
+        write.major,
+        write.path,
+    )
+    if write.value is None:
+        row = await tx.fetch_one(
+            f"DELETE FROM individual_properties WHERE {_INTERFACE} AND path = ? RETURNING value",
+            key,
+        )
+        old = None if row is None else row[0]
+        new = None
+    else:
+        row = await tx.fetch_one(
+            f"SELECT value FROM individual_properties WHERE {_INTERFACE} AND path = ?", key
+        )
+        old = None if row is None else row[0]
+        new = bson.encode({"v": write.value})
+        await tx.execute(_UPSERT_PROPERTY, (*key, new, _micros(write.reception_timestamp)))
+    if old == new:
+        return _NO_CHANGES
+    return (
+        PropertyChange(
+            write.interface_name,
+            write.major,
+            write.path,
+            None if old is None else _decode_value(old),
+            write.value,
+        ),
+    )
+
+
+async def _purge_properties(tx: Executor, purge: PropertyPurge) -> tuple[PropertyChange, ...]:
+    key = (purge.realm, decode_device_id(purge.device_id), purge.interface_name, purge.major)
+    rows = await tx.fetch_all(
+        f"SELECT path, value FROM individual_properties WHERE {_INTERFACE} ORDER BY path", key
+    )
+    removed = [row for row in rows if row[0] not in purge.keep]
+    for path, _ in removed:
+        await tx.execute(
+            f"DELETE FROM individual_properties WHERE {_INTERFACE} AND path = ?", (*key, path)
+        )
+    return tuple(
+        PropertyChange(purge.interface_name, purge.major, path, _decode_value(value), None)
+        for path, value in removed
+    )
+
+
+def _decode_document(blob: bytes) -> dict[str, Any]:
+    return bson.decode(blob, _CODEC)
+
+
+def _decode_value(blob: bytes) -> object:
+    return _decode_document(blob)["v"]
+
+
+def _at(micros: int) -> datetime:
+    moment = _moment(micros)
+    assert moment is not None
+    return moment
