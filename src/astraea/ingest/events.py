@@ -1,0 +1,76 @@
+"""What ingestion reports happened, for the trigger engine and channels to consume.
+
+Each `Outcome` carries the events of its message, in order. They mirror the facts Astarte's
+triggers are built on; turning them into trigger events (matching, payload shapes) is the
+consumer's job, so they carry plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    realm: str
+    device_id: str
+    at: datetime  # reception time of the message that caused the event
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConnected(DeviceEvent):
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDisconnected(DeviceEvent):
+    """Only for devices that were connected."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntrospectionReceived(DeviceEvent):
+    """Both introspections as name → (major, minor): interfaces added, removed and
+    minor-updated are their difference."""
+
+    previous: dict[str, tuple[int, int]]
+    current: dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingData(DeviceEvent):
+    """A well-formed data message, before it is stored (also when it is then refused as an
+    unset); `value` None is an unset, `payload` the raw BSON."""
+
+    interface_name: str
+    major: int
+    path: str
+    value: object | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyChanged(DeviceEvent):
+    """A stored property that appeared (`old` None), went (`new` None) or changed."""
+
+    interface_name: str
+    major: int
+    path: str
+    old: object | None
+    new: object | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceErrorOccurred(DeviceEvent):
+    name: str
+    metadata: dict[str, str]
+
+
+IngestEvent = (
+    DeviceConnected
+    | DeviceDisconnected
+    | IntrospectionReceived
+    | IncomingData
+    | PropertyChanged
+    | DeviceErrorOccurred
+)
