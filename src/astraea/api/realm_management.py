@@ -123,7 +123,10 @@ async def delete_interface(name: str, major: str, auth: Authorized) -> Response:
         raise ApiError(404, "Interface not found")
     if major_number != 0:
         raise ApiError(403, "Interface can't be deleted")
-    if await repo.is_used_by_devices(auth.realm.name, name, major_number):
+    triggers = auth.context.storage.triggers
+    if await repo.is_used_by_devices(auth.realm.name, name, major_number) or (
+        await triggers.is_interface_used_by_triggers(auth.realm.name, name, major_number)
+    ):
         raise ApiError(403, "Interface can't be deleted since it's currently used")
     await repo.delete(auth.realm.name, name, major_number)
     return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The trigger engine: delivers matched trigger events through HTTP and AMQP actions."""

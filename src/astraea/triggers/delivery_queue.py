@@ -1,0 +1,201 @@
+"""One durable event queue at work: Astarte's per-policy RabbitMQ queue, on top of storage.
+
+Semantics, mirroring a RabbitMQ queue with a consumer of prefetch `concurrency`:
+- at most `concurrency` deliveries are in flight; with 1 the queue goes out strictly in order.
+  With more, a device's deliveries still go out one at a time, in order (the platform keeps
+  per-device order), while other devices' proceed;
+- a failed attempt is retried while the rules say so; the delivery keeps its slot during the
+  backoff, as a requeued message at the head of the queue would;
+- beyond `capacity` the oldest waiting deliveries are dropped (in-flight ones do not count,
+  like unacknowledged messages), and deliveries older than the TTL are dropped.
+
+Every step is persisted (attempt counts, next attempt time, removal), so a restart resumes
+where the queue was: pending retries keep their count and their backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from astraea.core.trigger_policies import Strategy
+from astraea.storage.base import DeliveryQueueRepository, QueuedDelivery
+from astraea.triggers.metrics import DropReason
+
+_log = logging.getLogger(__name__)
+_FAILURE_PAUSE = 1.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRules:
+    capacity: int | None  # None: unbounded
+    ttl_ms: int | None  # None: events never expire
+    concurrency: int
+    # (error code, attempts made so far) -> what to do; see `Policy.decide`.
+    decide: Callable[[int, int], Strategy]
+
+
+class DeliveryHandler(Protocol):
+    """What the queue needs from the engine: attempting one delivery, and hearing outcomes."""
+
+    async def attempt(self, realm: str, delivery: QueuedDelivery) -> int | DropReason:
+        """The status code of one attempt (200..399: delivered), or why the delivery can
+        never succeed."""
+
+    def delivered(self, realm: str, delivery: QueuedDelivery) -> None: ...
+
+    def retrying(self, realm: str, delivery: QueuedDelivery) -> None: ...
+
+    def dropped(self, realm: str, trigger_id: uuid.UUID, reason: DropReason) -> None: ...
+
+
+class DeliveryQueue:
+    def __init__(
+        self,
+        realm: str,
+        policy: str,
+        rules: QueueRules,
+        repository: DeliveryQueueRepository,
+        handler: DeliveryHandler,
+        *,
+        backoff_ms: Callable[[int], int],
+        now_ms: Callable[[], int],
+        expiry_interval: float,
+    ) -> None:
+        self.realm = realm
+        self.policy = policy
+        self.rules = rules
+        self._repository = repository
+        self._handler = handler
+        self._backoff_ms = backoff_ms
+        self._now_ms = now_ms
+        self._expiry_interval = expiry_interval
+        self._in_flight: dict[int, str] = {}  # seq -> device id
+        self._slots: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._grown = True  # rows were added since the last trim
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name=f"triggers {self.realm}/{self.policy}")
+
+    def notify(self) -> None:
+        """New deliveries were stored in this queue."""
+        self._grown = True
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stops at once; deliveries in flight stay stored and resume on the next start."""
+        tasks = [*self._slots, *([self._runner] if self._runner else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            timeout = self._expiry_interval if self.rules.ttl_ms is not None else None
+            try:
+                await self._expire()
+                await self._dispatch()
+                await self._trim()
+            except Exception:
+                _log.exception("trigger queue %s/%s failed a step", self.realm, self.policy)
+                timeout = _FAILURE_PAUSE  # try again even if nothing wakes the queue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _expire(self) -> None:
+        if self.rules.ttl_ms is None:
+            return
+        expired = await self._repository.drop_expired(
+            self.realm, self.policy, now=self._now_ms(), skip_seqs=list(self._in_flight)
+        )
+        for trigger_id in expired:
+            self._handler.dropped(self.realm, trigger_id, DropReason.EXPIRED)
+
+    async def _trim(self) -> None:
+        if self.rules.capacity is None or not self._grown:
+            return
+        self._grown = False
+        trimmed = await self._repository.trim(
+            self.realm,
+            self.policy,
+            capacity=self.rules.capacity,
+            skip_seqs=list(self._in_flight),
+        )
+        for trigger_id in trimmed:
+            self._handler.dropped(self.realm, trigger_id, DropReason.CAPACITY)
+
+    async def _dispatch(self) -> None:
+        while (free := self.rules.concurrency - len(self._in_flight)) > 0:
+            busy = set(self._in_flight.values())
+            rows = await self._repository.fetch(
+                self.realm,
+                self.policy,
+                limit=free,
+                skip_seqs=list(self._in_flight),
+                skip_devices=list(busy),
+            )
+            for row in rows:
+                if row.device_id not in busy and len(self._in_flight) < self.rules.concurrency:
+                    busy.add(row.device_id)
+                    self._start_slot(row)
+            if len(rows) < free:
+                return  # nothing else is waiting
+
+    def _start_slot(self, row: QueuedDelivery) -> None:
+        self._in_flight[row.seq] = row.device_id
+        task = asyncio.create_task(self._deliver(row))
+        self._slots.add(task)
+        task.add_done_callback(self._slots.discard)
+
+    async def _deliver(self, row: QueuedDelivery) -> None:
+        try:
+            await self._attempts(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Storage trouble: the row stays queued; the pause keeps a lasting failure from
+            # turning into a busy loop of attempts.
+            _log.exception("trigger delivery %s of %s/%s failed", row.seq, self.realm, self.policy)
+            await asyncio.sleep(_FAILURE_PAUSE)
+        finally:
+            del self._in_flight[row.seq]
+            self._wake.set()
+
+    async def _attempts(self, row: QueuedDelivery) -> None:
+        attempts, next_attempt_at = row.attempts, row.next_attempt_at
+        while True:
+            delay_ms = next_attempt_at - self._now_ms()
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000)
+            if row.expires_at is not None and self._now_ms() >= row.expires_at:
+                await self._drop(row, DropReason.EXPIRED)
+                return
+            outcome = await self._handler.attempt(self.realm, row)
+            if isinstance(outcome, DropReason):
+                await self._drop(row, outcome)
+                return
+            if 200 <= outcome < 400:
+                await self._repository.remove(row.seq)
+                self._handler.delivered(self.realm, row)
+                return
+            attempts += 1
+            if self.rules.decide(outcome, attempts) is not Strategy.RETRY:
+                await self._drop(row, DropReason.DISCARDED)
+                return
+            next_attempt_at = self._now_ms() + self._backoff_ms(attempts)
+            await self._repository.record_failure(row.seq, attempts, next_attempt_at)
+            self._handler.retrying(self.realm, row)
+
+    async def _drop(self, row: QueuedDelivery, reason: DropReason) -> None:
+        await self._repository.remove(row.seq)
+        self._handler.dropped(self.realm, row.trigger_id, reason)
