@@ -20,10 +20,5 @@ class Settings:
     enable_realm_deletion: bool = False
 
     @property
-    def effective_broker_url(self) -> str:
-        """What devices are told to connect to."""
-        return self.broker_url or f"mqtts://localhost:{self.mqtt_port}"
-
-    @property
     def database_url(self) -> str:
         return f"sqlite:///{(self.data_dir / 'astraea.db').resolve()}"

@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,18 @@ from prometheus_client import CollectorRegistry
 
 from astraea.api.app import create_app
 from astraea.api.context import ApiContext, ApiSettings
+from astraea.bus.inproc import GroupCommitQueue
 from astraea.config import Settings
+from astraea.device_gateway import DeviceGateway
+from astraea.ingest.ingestor import Ingestor
+from astraea.ingest.messages import DeviceMessage, Outcome
+from astraea.pairing.ca import CA_CERT_FILE, CertificateAuthority
 from astraea.storage import open_storage
 from astraea.storage.base import Storage
 from astraea.tls_material import ensure_keypair, ensure_server_certificate
+from astraea.transport.commands import LocalDeviceCommands
+from astraea.transport.server import MqttServer
+from astraea.transport.settings import TransportSettings
 
 log = logging.getLogger("astraea")
 
@@ -47,7 +56,13 @@ class Platform:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     storage: Storage | None = None
     keys: KeyPaths | None = None
+    ca: CertificateAuthority | None = None
+    api_context: ApiContext | None = None
+    commands: LocalDeviceCommands | None = None
     http_port: int | None = None
+    mqtt: MqttServer | None = None
+    _ingestor: Ingestor | None = None
+    _ingest_queue: GroupCommitQueue[DeviceMessage, Outcome] | None = None
     _http: _EmbeddedHttpServer | None = None
     _http_task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -55,6 +70,7 @@ class Platform:
     def is_ready(self) -> bool:
         return (
             self.storage is not None
+            and self.mqtt is not None
             and self._http is not None
             and self._http.started
             and not self._stopping.is_set()
@@ -64,14 +80,21 @@ class Platform:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = self._prepare_keys()
+        self.ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
         self.storage = await open_storage(settings.database_url)
-        context = ApiContext(
+        # No device connection outlives the process that held it.
+        await self.storage.devices.clear_stale_connections()
+        await self._start_device_pipeline(settings.data_dir / "ca" / CA_CERT_FILE)
+        self.api_context = context = ApiContext(
             storage=self.storage,
             settings=ApiSettings(
                 housekeeping_public_key_pem=self.keys.housekeeping_public_key.read_text(),
+                broker_url=self.broker_url,
                 disable_auth=settings.disable_auth,
                 enable_realm_deletion=settings.enable_realm_deletion,
             ),
+            ca=self.ca,
+            commands=self.commands,
         )
         app = create_app(context, registry=self.registry, is_ready=self.is_ready)
         sock = socket.create_server((settings.host, settings.http_port), reuse_port=False)
@@ -84,6 +107,34 @@ class Platform:
                 self._http_task.result()
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
+
+    async def _start_device_pipeline(self, ca_file: Path) -> None:
+        """Devices → MQTT transport → group-commit queue → ingestion → storage."""
+        assert self.storage is not None and self.keys is not None
+        self._ingestor = Ingestor(self.storage, clock=_utc_now)
+        self._ingest_queue = GroupCommitQueue(self._ingestor.process)
+        self._ingest_queue.start()
+        gateway = DeviceGateway(self.storage.devices, self._ingest_queue.submit)
+        self.mqtt = MqttServer(
+            gateway,
+            TransportSettings(
+                ca_file=ca_file,
+                cert_file=self.keys.mqtt_tls_cert,
+                key_file=self.keys.mqtt_tls_key,
+                host=self.settings.host,
+                port=self.settings.mqtt_port,
+            ),
+        )
+        await self.mqtt.start()
+        gateway.commands = self.commands = LocalDeviceCommands(self.mqtt)
+
+    @property
+    def broker_url(self) -> str:
+        """What devices are told to connect to: the configured URL, else the bound port."""
+        if self.settings.broker_url:
+            return self.settings.broker_url
+        port = self.mqtt.port if self.mqtt is not None else self.settings.mqtt_port
+        return f"mqtts://localhost:{port}"
 
     def _prepare_keys(self) -> KeyPaths:
         settings = self.settings
@@ -104,13 +155,29 @@ class Platform:
         await self._stopping.wait()
 
     async def stop(self) -> None:
+        """Stops taking requests, then devices (their last messages still get stored), then
+        ingestion, and closes storage last."""
         self._stopping.set()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
+            self._http = self._http_task = None
+        if self.mqtt is not None:
+            await self.mqtt.close()
+            self.mqtt = None
+        if self._ingest_queue is not None:
+            await self._ingest_queue.stop()
+            self._ingest_queue = None
+        if self._ingestor is not None:
+            await self._ingestor.flush()
+            self._ingestor = None
         if self.storage is not None:
             await self.storage.close()
             self.storage = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def run_until_signalled(

@@ -8,7 +8,14 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from astraea import __version__
-from astraea.api import housekeeping, realm_management
+from astraea.api import (
+    appengine_devices,
+    appengine_values,
+    housekeeping,
+    pairing,
+    realm_management,
+    realm_management_triggers,
+)
 from astraea.api.body import DEFAULT_MAX_BODY_BYTES
 from astraea.api.context import ApiContext
 from astraea.api.errors import install_error_handlers
@@ -39,6 +46,10 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
     app.include_router(housekeeping.router)
     app.include_router(realm_management.router)
+    app.include_router(realm_management_triggers.router)
+    app.include_router(appengine_devices.router)
+    app.include_router(appengine_values.router)
+    app.include_router(pairing.router)
 
     async def health() -> Response:
         return Response(status_code=200 if is_ready() else 503)

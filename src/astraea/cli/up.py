@@ -27,7 +27,10 @@ def _announce(started_at: float) -> Callable[[Platform], None]:
         elapsed = time.monotonic() - started_at
         _console.print(f"[bold green]Astraea {__version__} is up[/] in {elapsed:.2f} s")
         _console.print(f"  HTTP APIs      {base}  (docs: {base}/docs)")
-        _console.print(f"  MQTT (TLS)     {settings.effective_broker_url}")
+        _console.print(
+            f"  MQTT (TLS)     {settings.host}:{platform.mqtt.port if platform.mqtt else '?'}"
+            f"  (devices are told: {platform.broker_url})"
+        )
         _console.print(f"  data folder    {settings.data_dir.resolve()}")
         _console.print(f"  housekeeping public key   {keys.housekeeping_public_key}")
         if keys.housekeeping_private_key is not None:
