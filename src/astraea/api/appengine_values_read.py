@@ -197,7 +197,8 @@ class ValueReader:
 
     async def _individual_datastream(self, target: ValueTarget) -> ValuesReply:
         """A full path gives its samples; the root and partial paths the tree of every path's
-        last sample below them."""
+        last sample below them (Astarte answers partial datastream paths with an error; a
+        tree is the natural reading of the root's shape)."""
         mapping = None if target.path == "/" else target.tree.resolve(target.path)
         if mapping is not None:
             return await self._individual_samples(target, mapping)

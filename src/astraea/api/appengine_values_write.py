@@ -114,7 +114,8 @@ class ValueWriter:
 
     async def unset(self, target: ValueTarget) -> None:
         """Removes a property that allows it and tells the device, connected or not (it
-        learns of the unset at its next emptyCache otherwise)."""
+        learns of the unset at its next emptyCache otherwise). Datastream samples cannot be
+        unset: 405."""
         _check_server_owned(target)
         interface = target.interface
         if interface.type is InterfaceType.DATASTREAM:
