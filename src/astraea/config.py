@@ -18,6 +18,10 @@ class Settings:
     mqtt_tls_key: Path | None = None
     disable_auth: bool = False
     enable_realm_deletion: bool = False
+    # RabbitMQ that AMQP trigger actions publish to; None: AMQP actions cannot deliver.
+    amqp_url: str | None = None
+    # How often expired datastream samples (database_retention_ttl) are deleted.
+    expiry_sweep_seconds: float = 60.0
 
     @property
     def database_url(self) -> str:

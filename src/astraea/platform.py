@@ -63,6 +63,7 @@ class Platform:
     mqtt: MqttServer | None = None
     _ingestor: Ingestor | None = None
     _ingest_queue: GroupCommitQueue[DeviceMessage, Outcome] | None = None
+    _expiry_sweeper: asyncio.Task[None] | None = None
     _http: _EmbeddedHttpServer | None = None
     _http_task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -85,6 +86,7 @@ class Platform:
         # No device connection outlives the process that held it.
         await self.storage.devices.clear_stale_connections()
         await self._start_device_pipeline(settings.data_dir / "ca" / CA_CERT_FILE)
+        self._expiry_sweeper = asyncio.create_task(self._sweep_expired_samples())
         self.api_context = context = ApiContext(
             storage=self.storage,
             settings=ApiSettings(
@@ -128,6 +130,19 @@ class Platform:
         await self.mqtt.start()
         gateway.commands = self.commands = LocalDeviceCommands(self.mqtt)
 
+    async def _sweep_expired_samples(self) -> None:
+        """Reads already hide expired samples; this reclaims their space in the background."""
+        while True:
+            await asyncio.sleep(self.settings.expiry_sweep_seconds)
+            assert self.storage is not None
+            try:
+                removed = await self.storage.values.purge_expired(_utc_now())
+            except Exception:  # a failed sweep is retried at the next interval
+                log.exception("could not delete expired samples")
+                continue
+            if removed:
+                log.info("deleted %d expired samples", removed)
+
     @property
     def broker_url(self) -> str:
         """What devices are told to connect to: the configured URL, else the bound port."""
@@ -158,6 +173,10 @@ class Platform:
         """Stops taking requests, then devices (their last messages still get stored), then
         ingestion, and closes storage last."""
         self._stopping.set()
+        if self._expiry_sweeper is not None:
+            self._expiry_sweeper.cancel()
+            await asyncio.gather(self._expiry_sweeper, return_exceptions=True)
+            self._expiry_sweeper = None
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task

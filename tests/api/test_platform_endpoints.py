@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from tests.conftest import KeyPair, platform_settings
 
+from astraea.core.device_id import random_device_id
 from astraea.platform import Platform
 
 
@@ -88,9 +90,20 @@ async def test_realm_deletion_when_enabled(
                 json={"data": {"realm_name": "gone", "jwt_public_key_pem": realm_keys.public_pem}},
                 headers=hk,
             )
-            assert (
-                await http.delete("/housekeeping/v1/realms/gone", headers=hk)
-            ).status_code == 204
+            storage = platform.storage
+            assert storage is not None
+            device = random_device_id()
+            now = datetime.now(UTC)
+            await storage.devices.register("gone", device, "hash", {}, now)
+            await storage.devices.mark_connected("gone", device, "127.0.0.1", now)
+            refused = await http.delete("/housekeeping/v1/realms/gone", headers=hk)
+            assert refused.status_code == 422
+            assert refused.json() == {
+                "errors": {"detail": "Realm still contains connected devices"}
+            }
+            await storage.devices.mark_disconnected("gone", device, now)
+            deleted = await http.delete("/housekeeping/v1/realms/gone", headers=hk)
+            assert deleted.status_code == 204
             assert (await http.get("/housekeeping/v1/realms/gone", headers=hk)).status_code == 404
             assert (
                 await http.delete("/housekeeping/v1/realms/gone", headers=hk)

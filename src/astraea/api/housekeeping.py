@@ -175,6 +175,10 @@ async def patch_realm(realm_name: str, request: Request, context: Authorized) ->
 async def delete_realm(realm_name: str, context: Authorized) -> Response:
     if not context.settings.enable_realm_deletion:
         raise ApiError(405, "Realm deletion disabled")
+    if await context.storage.realms.get(realm_name) is not None:
+        _, connected = await context.storage.devices.count(realm_name)
+        if connected:
+            raise ApiError(422, "Realm still contains connected devices")
     if not await context.storage.realms.delete(realm_name):
         raise ApiError(404, "Realm not found")
     return Response(status_code=204)

@@ -86,6 +86,13 @@ def up(
     enable_realm_deletion: Annotated[
         bool, typer.Option(envvar="ASTRAEA_ENABLE_REALM_DELETION")
     ] = False,
+    amqp_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ASTRAEA_AMQP_URL",
+            help="RabbitMQ for AMQP trigger actions, e.g. amqp://guest:guest@localhost:5672/.",
+        ),
+    ] = None,
 ) -> None:
     """Run every component in one process on SQLite and an in-process bus."""
     if (mqtt_tls_cert is None) != (mqtt_tls_key is None):
@@ -107,6 +114,7 @@ def up(
         mqtt_tls_key=mqtt_tls_key,
         disable_auth=disable_auth,
         enable_realm_deletion=enable_realm_deletion,
+        amqp_url=amqp_url,
     )
     try:
         run_event_loop(run_until_signalled(Platform(settings), _announce(started_at)))
