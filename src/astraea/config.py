@@ -20,6 +20,8 @@ class Settings:
     enable_realm_deletion: bool = False
     # RabbitMQ that AMQP trigger actions publish to; None: AMQP actions cannot deliver.
     amqp_url: str | None = None
+    # Most samples one AppEngine GET returns (Astarte's APPENGINE_API_MAX_RESULTS_LIMIT).
+    appengine_max_results: int = 10_000
     # How often expired datastream samples (database_retention_ttl) are deleted.
     expiry_sweep_seconds: float = 60.0
 

@@ -94,6 +94,7 @@ class Platform:
                 broker_url=self.broker_url,
                 disable_auth=settings.disable_auth,
                 enable_realm_deletion=settings.enable_realm_deletion,
+                appengine_max_results_limit=settings.appengine_max_results,
             ),
             ca=self.ca,
             commands=self.commands,

@@ -81,11 +81,22 @@ def up(
         Path | None, typer.Option(envvar="ASTRAEA_MQTT_TLS_KEY", exists=True, dir_okay=False)
     ] = None,
     disable_auth: Annotated[
-        bool, typer.Option(envvar="ASTRAEA_DISABLE_AUTH", help="Development only: no API auth.")
+        bool,
+        typer.Option(
+            "--disable-auth", envvar="ASTRAEA_DISABLE_AUTH", help="Development only: no API auth."
+        ),
     ] = False,
     enable_realm_deletion: Annotated[
-        bool, typer.Option(envvar="ASTRAEA_ENABLE_REALM_DELETION")
+        bool, typer.Option("--enable-realm-deletion", envvar="ASTRAEA_ENABLE_REALM_DELETION")
     ] = False,
+    appengine_max_results: Annotated[
+        int,
+        typer.Option(
+            envvar="ASTRAEA_APPENGINE_MAX_RESULTS",
+            min=1,
+            help="Most samples one AppEngine GET returns; larger limits are capped to it.",
+        ),
+    ] = 10_000,
     amqp_url: Annotated[
         str | None,
         typer.Option(
@@ -115,6 +126,7 @@ def up(
         disable_auth=disable_auth,
         enable_realm_deletion=enable_realm_deletion,
         amqp_url=amqp_url,
+        appengine_max_results=appengine_max_results,
     )
     try:
         run_event_loop(run_until_signalled(Platform(settings), _announce(started_at)))
