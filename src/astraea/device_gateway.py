@@ -11,6 +11,7 @@ from cryptography import x509
 
 from astraea.bus.base import DeviceCommands
 from astraea.ingest.messages import Connected, DeviceMessage, Disconnected, Outcome, Published
+from astraea.ingest.metrics import IngestMetrics
 from astraea.storage.base import DeviceRepository
 from astraea.transport.hooks import DisconnectReason, RejectMessage, TransportHooks
 
@@ -25,12 +26,14 @@ class DeviceGateway(TransportHooks):
         devices: DeviceRepository,
         submit: Submit,
         on_outcome: Callable[[Outcome], None] | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         """`on_outcome` sees every outcome; set `commands` once the transport serving them
         exists (it needs this gateway first)."""
         self._devices = devices
         self._submit = submit
         self._on_outcome = on_outcome
+        self._metrics = metrics
         self.commands: DeviceCommands | None = None
 
     async def authenticate(self, realm: str, device_id: str, peer_cert_der: bytes) -> bool:
@@ -56,6 +59,8 @@ class DeviceGateway(TransportHooks):
     ) -> None:
         suffix = topic[len(realm) + 1 + len(device_id) :]
         outcome = await self._handle(realm, device_id, Published(suffix, payload, qos))
+        if self._metrics is not None:
+            self._metrics.record(realm, len(payload), outcome)
         if outcome.disconnect:
             assert outcome.error is not None
             raise RejectMessage(outcome.error.name)

@@ -22,6 +22,7 @@ from astraea.bus.inproc import GroupCommitQueue
 from astraea.config import Settings
 from astraea.device_gateway import DeviceGateway
 from astraea.ingest.ingestor import Ingestor
+from astraea.ingest.metrics import IngestMetrics
 from astraea.ingest.messages import DeviceMessage, Outcome
 from astraea.pairing.ca import CA_CERT_FILE, CertificateAuthority
 from astraea.storage import open_storage
@@ -115,9 +116,10 @@ class Platform:
         """Devices → MQTT transport → group-commit queue → ingestion → storage."""
         assert self.storage is not None and self.keys is not None
         self._ingestor = Ingestor(self.storage, clock=_utc_now)
-        self._ingest_queue = GroupCommitQueue(self._ingestor.process)
+        metrics = IngestMetrics(self.registry)
+        self._ingest_queue = GroupCommitQueue(metrics.timed(self._ingestor.process))
         self._ingest_queue.start()
-        gateway = DeviceGateway(self.storage.devices, self._ingest_queue.submit)
+        gateway = DeviceGateway(self.storage.devices, self._ingest_queue.submit, metrics=metrics)
         self.mqtt = MqttServer(
             gateway,
             TransportSettings(

@@ -105,6 +105,11 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         return self._identity
 
     @property
+    def reason(self) -> DisconnectReason | None:
+        """Why the connection is closing; None while it is open."""
+        return self._reason if self._closing else None
+
+    @property
     def closing(self) -> bool:
         return self._closing
 

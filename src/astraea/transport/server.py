@@ -156,7 +156,12 @@ class MqttServer:
     def detach(self, connection: DeviceProtocol, session: Session) -> None:
         if connection.identity is not None and self._live.get(connection.identity) is connection:
             del self._live[connection.identity]
-        self._sessions.release(session)
+        if connection.reason is DisconnectReason.REJECTED_MESSAGE and connection.identity:
+            # As Astarte: a device that sent invalid data loses its session, so that on
+            # reconnection it sends introspection, emptyCache and properties again.
+            self._sessions.discard(connection.identity)
+        else:
+            self._sessions.release(session)
 
     def track(self, connection: DeviceProtocol) -> None:
         self._connections.add(connection)
