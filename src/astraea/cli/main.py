@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from astraea.cli import housekeeping, realm_management, utils
+from astraea.cli import appengine, housekeeping, pairing, realm_management, utils
 from astraea.cli.up import up
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app.add_typer(housekeeping.app, name="housekeeping", help="Realms (Housekeeping 
 app.add_typer(
     realm_management.app, name="realm-management", help="Interfaces (Realm Management API)."
 )
+app.add_typer(pairing.app, name="pairing", help="Device registration (Pairing API).")
+app.add_typer(appengine.app, name="appengine", help="Devices and their data (AppEngine API).")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from rich.progress import track
 
 from astraea.cli.api_client import DEFAULT_URL, ApiClient
 from astraea.cli.output import fail, print_json, print_table, print_text
+from astraea.cli.realm_access import RealmAccess
 from astraea.core.interface import Interface
 from astraea.core.interface_parser import InterfaceValidationError, parse_interface
 
@@ -24,7 +25,7 @@ app.add_typer(interfaces, name="interfaces")
 @app.callback()
 def connection(
     ctx: typer.Context,
-    realm: Annotated[str, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")],
+    realm: Annotated[str | None, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")] = None,
     url: Annotated[
         str, typer.Option(envvar="ASTRAEA_URL", help="Platform base URL.")
     ] = DEFAULT_URL,
@@ -36,15 +37,20 @@ def connection(
         typer.Option(envvar="ASTRAEA_REALM_KEY", help="The realm's private key to sign a token."),
     ] = None,
 ) -> None:
-    if token is None and private_key is None:
-        fail("give --token or --private-key (or ASTRAEA_REALM_TOKEN / ASTRAEA_REALM_KEY)")
-    ctx.obj = _Realm(ApiClient.for_service(url, "realm-management", token, private_key), realm)
+    ctx.obj = _Realm(RealmAccess(url, realm, token, private_key, "ASTRAEA_REALM_TOKEN"))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Realm:
-    client: ApiClient
-    name: str
+    access: RealmAccess
+
+    @property
+    def name(self) -> str:
+        return self.access.realm
+
+    @property
+    def client(self) -> ApiClient:
+        return self.access.client("realm-management")
 
     def call(self, method: str, path: str, data: Any = None) -> Any:
         return self.client.call(method, f"/realmmanagement/v1/{self.name}{path}", data=data)
