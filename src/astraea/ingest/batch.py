@@ -42,6 +42,8 @@ class PendingWrites:
             return
         changes = await values.apply(self._writes)
         for (message, draft), made in zip(self._causes, changes, strict=True):
+            if not made:  # samples change no property: most messages stop here
+                continue
             draft.events.extend(
                 PropertyChanged(
                     message.realm,

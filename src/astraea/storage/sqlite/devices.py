@@ -27,6 +27,7 @@ from astraea.storage.base import (
 from astraea.storage.sqlite.connection import Database, Executor, Params
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)  # built once: ingestion converts every sample's times
 _ID_SPACE = 1 << 128
 # SQLite integers are signed 64-bit; a larger LIMIT would not bind.
 _MAX_LIMIT = (1 << 63) - 1
@@ -117,12 +118,17 @@ class SqliteDeviceRepository:
         return changed > 0
 
     async def get(self, realm: str, device_id: str) -> Device | None:
-        async with self._database.transaction() as tx:
-            rows = await tx.fetch_all(
-                _SELECT_DEVICES + "WHERE d.realm = ? AND d.device_id = ?",
-                (realm, decode_device_id(device_id)),
-            )
-            devices = await _assemble(tx, realm, rows)
+        """One trip to the database thread: every connecting device is read twice (to
+        authenticate it, then by ingestion)."""
+        key = (realm, decode_device_id(device_id))
+
+        def read(connection: sqlite3.Connection) -> list[Device]:
+            rows = connection.execute(
+                _SELECT_DEVICES + "WHERE d.realm = ? AND d.device_id = ?", key
+            ).fetchall()
+            return _assemble(connection, realm, rows)
+
+        devices = await self._database.run(read)
         return devices[0] if devices else None
 
     async def find_by_alias(self, realm: str, alias: str) -> str | None:
@@ -139,13 +145,17 @@ class SqliteDeviceRepository:
         start = 0 if from_token is None or from_token < 0 else from_token + 1
         if start >= _ID_SPACE:
             return DevicePage(devices=[], next_token=None)
-        async with self._database.transaction() as tx:
-            rows = await tx.fetch_all(
+        params = (realm, start.to_bytes(16, "big"), min(limit, _MAX_LIMIT))
+
+        def read(connection: sqlite3.Connection) -> tuple[list[sqlite3.Row], list[Device]]:
+            rows = connection.execute(
                 _SELECT_DEVICES + "WHERE d.realm = ? AND d.device_id >= ?"
                 " ORDER BY d.device_id LIMIT ?",
-                (realm, start.to_bytes(16, "big"), min(limit, _MAX_LIMIT)),
-            )
-            devices = await _assemble(tx, realm, rows)
+                params,
+            ).fetchall()
+            return rows, _assemble(connection, realm, rows)
+
+        rows, devices = await self._database.run(read)
         next_token = int.from_bytes(rows[-1]["device_id"], "big") if len(rows) == limit else None
         return DevicePage(devices=devices, next_token=next_token)
 
@@ -249,7 +259,9 @@ class SqliteDeviceRepository:
 
     async def add_traffic(self, updates: list[TrafficUpdate]) -> None:
         """Sums the batch per device and per interface first, so a burst from one device costs
-        one statement per counter row; updates for devices gone meanwhile change nothing."""
+        one row per counter, and writes every row in one trip to the database thread (one
+        awaited statement per device made flushing 1 000 devices take ~0.2 s); updates for
+        devices gone meanwhile change nothing."""
         totals: dict[tuple[str, bytes], tuple[int, int]] = {}
         per_interface: dict[tuple[str, bytes, str, int], tuple[int, int]] = {}
         for update in updates:
@@ -262,11 +274,14 @@ class SqliteDeviceRepository:
                 per_interface[key] = (msgs + update.msgs, size + update.bytes)
         if not totals:
             return
-        async with self._database.transaction() as tx:
-            for (realm, raw), (msgs, size) in totals.items():
-                await tx.execute(_ADD_TOTALS, (msgs, size, realm, raw))
-            for (realm, raw, name, major), (msgs, size) in per_interface.items():
-                await tx.execute(_ADD_INTERFACE_TRAFFIC, (msgs, size, realm, raw, name, major))
+        device_rows = [(msgs, size, *key) for key, (msgs, size) in totals.items()]
+        interface_rows = [(msgs, size, *key) for key, (msgs, size) in per_interface.items()]
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.executemany(_ADD_TOTALS, device_rows)
+            connection.executemany(_ADD_INTERFACE_TRAFFIC, interface_rows)
+
+        await self._database.run(write)
 
     async def clear_stale_connections(self) -> None:
         await self._database.execute("UPDATE devices SET connected = 0 WHERE connected = 1")
@@ -316,7 +331,9 @@ async def _replace_introspection(
         await tx.execute(_INTROSPECT, (realm, raw, name, major, minor))
 
 
-async def _assemble(tx: Executor, realm: str, rows: Sequence[sqlite3.Row]) -> list[Device]:
+def _assemble(
+    connection: sqlite3.Connection, realm: str, rows: Sequence[sqlite3.Row]
+) -> list[Device]:
     """Devices of `rows` (consecutive in id order) with their interfaces, aliases, attributes
     and groups, read with one query per table over the rows' id range."""
     if not rows:
@@ -324,7 +341,7 @@ async def _assemble(tx: Executor, realm: str, rows: Sequence[sqlite3.Row]) -> li
     devices = {row["device_id"]: _device(realm, row) for row in rows}
     span = (realm, rows[0]["device_id"], rows[-1]["device_id"])
     in_span = "WHERE realm = ? AND device_id BETWEEN ? AND ?"
-    for row in await tx.fetch_all(
+    for row in connection.execute(
         "SELECT device_id, interface_name, major, minor, in_introspection, exchanged_msgs,"
         f" exchanged_bytes FROM device_interfaces {in_span} ORDER BY interface_name, major",
         span,
@@ -341,15 +358,15 @@ async def _assemble(tx: Executor, realm: str, rows: Sequence[sqlite3.Row]) -> li
             device.introspection[use.name] = use
         else:
             device.previous_interfaces.append(use)
-    for row in await tx.fetch_all(
+    for row in connection.execute(
         f"SELECT device_id, tag, alias FROM device_aliases {in_span} ORDER BY tag", span
     ):
         devices[row["device_id"]].aliases[row["tag"]] = row["alias"]
-    for row in await tx.fetch_all(
+    for row in connection.execute(
         f"SELECT device_id, key, value FROM device_attributes {in_span} ORDER BY key", span
     ):
         devices[row["device_id"]].attributes[row["key"]] = row["value"]
-    for row in await tx.fetch_all(
+    for row in connection.execute(
         f"SELECT device_id, group_name FROM group_members {in_span} ORDER BY group_name", span
     ):
         devices[row["device_id"]].groups.append(row["group_name"])
@@ -380,8 +397,8 @@ def _device(realm: str, row: sqlite3.Row) -> Device:
 
 def _micros(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (the schema's unit for instants)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+    return None if micros is None else _EPOCH + micros * _MICROSECOND
