@@ -22,8 +22,8 @@ from astraea.bus.inproc import GroupCommitQueue
 from astraea.config import Settings
 from astraea.device_gateway import DeviceGateway
 from astraea.ingest.ingestor import Ingestor
-from astraea.ingest.metrics import IngestMetrics
 from astraea.ingest.messages import DeviceMessage, Outcome
+from astraea.ingest.metrics import IngestMetrics
 from astraea.pairing.ca import CA_CERT_FILE, CertificateAuthority
 from astraea.storage import open_storage
 from astraea.storage.base import Storage
@@ -31,6 +31,10 @@ from astraea.tls_material import ensure_keypair, ensure_server_certificate
 from astraea.transport.commands import LocalDeviceCommands
 from astraea.transport.server import MqttServer
 from astraea.transport.settings import TransportSettings
+from astraea.triggers.directory import StorageDirectory
+from astraea.triggers.engine import EngineSettings, TriggerEngine
+from astraea.triggers.evaluator import TriggerEvaluator
+from astraea.triggers.metrics import TriggerMetrics
 
 log = logging.getLogger("astraea")
 
@@ -62,6 +66,8 @@ class Platform:
     commands: LocalDeviceCommands | None = None
     http_port: int | None = None
     mqtt: MqttServer | None = None
+    triggers: TriggerEngine | None = None
+    _evaluator: TriggerEvaluator | None = None
     _ingestor: Ingestor | None = None
     _ingest_queue: GroupCommitQueue[DeviceMessage, Outcome] | None = None
     _expiry_sweeper: asyncio.Task[None] | None = None
@@ -86,6 +92,7 @@ class Platform:
         self.storage = await open_storage(settings.database_url)
         # No device connection outlives the process that held it.
         await self.storage.devices.clear_stale_connections()
+        self._evaluator = await self._start_triggers()
         await self._start_device_pipeline(settings.data_dir / "ca" / CA_CERT_FILE)
         self._expiry_sweeper = asyncio.create_task(self._sweep_expired_samples())
         self.api_context = context = ApiContext(
@@ -99,6 +106,7 @@ class Platform:
             ),
             ca=self.ca,
             commands=self.commands,
+            on_device_registered=self._evaluator.device_registered,
         )
         app = create_app(context, registry=self.registry, is_ready=self.is_ready)
         sock = socket.create_server((settings.host, settings.http_port), reuse_port=False)
@@ -112,6 +120,20 @@ class Platform:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
 
+    async def _start_triggers(self) -> TriggerEvaluator:
+        """The trigger engine, then the evaluator that feeds it from ingestion and Pairing."""
+        assert self.storage is not None
+        self.triggers = TriggerEngine(
+            self.storage.delivery_queue,
+            StorageDirectory(self.storage),
+            TriggerMetrics(self.registry),
+            EngineSettings(amqp_url=self.settings.amqp_url),
+        )
+        await self.triggers.start()
+        evaluator = TriggerEvaluator(self.storage, self.triggers)
+        await evaluator.start()
+        return evaluator
+
     async def _start_device_pipeline(self, ca_file: Path) -> None:
         """Devices → MQTT transport → group-commit queue → ingestion → storage."""
         assert self.storage is not None and self.keys is not None
@@ -119,7 +141,13 @@ class Platform:
         metrics = IngestMetrics(self.registry)
         self._ingest_queue = GroupCommitQueue(metrics.timed(self._ingestor.process))
         self._ingest_queue.start()
-        gateway = DeviceGateway(self.storage.devices, self._ingest_queue.submit, metrics=metrics)
+        assert self._evaluator is not None
+        gateway = DeviceGateway(
+            self.storage.devices,
+            self._ingest_queue.submit,
+            on_outcome=self._evaluator.on_outcome,
+            metrics=metrics,
+        )
         self.mqtt = MqttServer(
             gateway,
             TransportSettings(
@@ -193,6 +221,12 @@ class Platform:
         if self._ingestor is not None:
             await self._ingestor.flush()
             self._ingestor = None
+        if self._evaluator is not None:  # evaluates what ingestion reported last
+            await self._evaluator.stop()
+            self._evaluator = None
+        if self.triggers is not None:  # stores what was submitted, for the next start
+            await self.triggers.stop()
+            self.triggers = None
         if self.storage is not None:
             await self.storage.close()
             self.storage = None

@@ -24,7 +24,14 @@ from ingest_support import (
 from astraea.core.device_id import decode_device_id
 from astraea.core.interface import Aggregation
 from astraea.core.interface_parser import parse_interface
-from astraea.ingest import DeviceMessage, IncomingData, Ingestor, PropertyChanged, Published
+from astraea.ingest import (
+    DatastreamPathCreated,
+    DeviceMessage,
+    IncomingData,
+    Ingestor,
+    PropertyChanged,
+    Published,
+)
 from astraea.storage import open_storage
 from astraea.storage.base import Realm, Storage, StoredSample
 
@@ -49,6 +56,7 @@ async def test_individual_sample_is_stored_at_reception_time(
     assert outcome.accepted and not outcome.disconnect and outcome.publishes == ()
     assert outcome.events == (
         IncomingData(REALM, device, T0, VALUES, 1, "/s1/value", 21.5, payload),
+        DatastreamPathCreated(REALM, device, T0, VALUES, 1, "/s1/value", 21.5, T0),
     )
     assert await samples(storage, device, VALUES, 1, "/s1/value") == [
         StoredSample("/s1/value", 21.5, T0, T0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import Request
 
@@ -28,6 +30,9 @@ class ApiContext:
     settings: ApiSettings
     ca: CertificateAuthority
     commands: DeviceCommands | None = None  # None where no transport serves devices
+    # Told (realm, device id, when) of every registration, for `device_registered` triggers;
+    # it must return at once.
+    on_device_registered: Callable[[str, str, datetime], None] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -76,14 +76,17 @@ async def register_device(request: Request, auth: AgentAuthorized) -> JsonRespon
     device_id, introspection = _parse_registration(await read_data_object(request))
     secret = generate_credentials_secret()
     secret_hash = await asyncio.to_thread(hash_secret, secret)
+    now = datetime.now(UTC)
     try:
         await auth.context.storage.devices.register(
-            auth.realm.name, device_id, secret_hash, introspection, datetime.now(UTC)
+            auth.realm.name, device_id, secret_hash, introspection, now
         )
     except AlreadyRegistered:
         raise ApiError(422, "Device already registered") from None
     except RegistrationLimitReached:
         raise ApiError(422, "Device registration limit reached") from None
+    if auth.context.on_device_registered is not None:
+        auth.context.on_device_registered(auth.realm.name, device_id, now)
     return JsonResponse({"data": {"credentials_secret": secret}}, status_code=201)
 
 

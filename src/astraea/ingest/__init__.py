@@ -3,6 +3,7 @@ keep device state, and report device errors and events."""
 
 from astraea.ingest.errors import DeviceError, ErrorName
 from astraea.ingest.events import (
+    DatastreamPathCreated,
     DeviceConnected,
     DeviceDisconnected,
     DeviceErrorOccurred,
@@ -24,6 +25,7 @@ from astraea.ingest.messages import (
 
 __all__ = [
     "Connected",
+    "DatastreamPathCreated",
     "DeviceConnected",
     "DeviceDisconnected",
     "DeviceError",

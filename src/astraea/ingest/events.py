@@ -40,13 +40,15 @@ class IntrospectionReceived(DeviceEvent):
 @dataclass(frozen=True, slots=True)
 class IncomingData(DeviceEvent):
     """A well-formed data message, before it is stored (also when it is then refused as an
-    unset); `value` None is an unset, `payload` the raw BSON."""
+    unset); `value` None is an unset, `payload` the raw BSON, `timestamp` the value timestamp
+    the device sent where its mapping takes one (None: the value is timed at reception)."""
 
     interface_name: str
     major: int
     path: str
     value: object | None
     payload: bytes
+    timestamp: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,18 @@ class PropertyChanged(DeviceEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DatastreamPathCreated(DeviceEvent):
+    """The first live sample of an individual datastream path, which Astarte's documentation
+    promises a `path_created` trigger for; `timestamp` is the sample's value timestamp."""
+
+    interface_name: str
+    major: int
+    path: str
+    value: object
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceErrorOccurred(DeviceEvent):
     name: str
     metadata: dict[str, str]
@@ -72,5 +86,6 @@ IngestEvent = (
     | IntrospectionReceived
     | IncomingData
     | PropertyChanged
+    | DatastreamPathCreated
     | DeviceErrorOccurred
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from astraea.core.endpoints import EndpointTree, InvalidPathError
@@ -50,6 +50,7 @@ from astraea.ingest.batch import Draft, PendingWrites
 from astraea.ingest.cache import TtlCache
 from astraea.ingest.errors import DeviceError, ErrorName, error_metadata
 from astraea.ingest.events import (
+    DatastreamPathCreated,
     DeviceConnected,
     DeviceDisconnected,
     DeviceErrorOccurred,
@@ -78,6 +79,7 @@ DEFAULT_CACHE_TTL = timedelta(seconds=1)
 DEFAULT_TRAFFIC_INTERVAL = timedelta(seconds=1)
 _CACHED_INTERFACES = 10_000
 _CACHED_REALMS = 1_000
+_RESOLVED_PATHS = 4_096  # per interface: parametric endpoints allow any number of paths
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _EMPTY_CACHE_PATH = "/emptyCache"
@@ -89,10 +91,16 @@ _VALUE_ERRORS: dict[type[InvalidValueError], ErrorName] = {
 }
 
 
+_Resolved = tuple[Mapping, dict[str, Mapping] | None] | ErrorName
+
+
 @dataclass(frozen=True, slots=True)
 class _LoadedInterface:
     interface: Interface
     tree: EndpointTree
+    # Path -> what `_resolve` found: devices send the same paths over and over, and this
+    # lives only as long as the cache entry (`cache_ttl`), so it needs no invalidation.
+    resolved: dict[str, _Resolved] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -101,6 +109,8 @@ class _DeviceState:
     connected: bool
     pending_empty_cache: bool
     discard: bool  # unknown or being deleted: messages are dropped, as Astarte does
+    # (name, major) -> the individual datastream paths with live samples, read on first use.
+    datastream_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -270,7 +280,11 @@ class Ingestor:
         interface = loaded.interface
         if interface.ownership is Ownership.SERVER:
             return await reject(ErrorName.WRITE_ON_SERVER_OWNED_INTERFACE)
-        resolved = _resolve(loaded, path)
+        resolved = loaded.resolved.get(path)
+        if resolved is None:
+            resolved = _resolve(loaded, path)
+            if len(loaded.resolved) < _RESOLVED_PATHS:
+                loaded.resolved[path] = resolved
         if isinstance(resolved, ErrorName):
             return await reject(resolved)
         mapping, members = resolved
@@ -278,6 +292,7 @@ class Ingestor:
         if isinstance(decoded, ErrorName):
             return await reject(decoded)
 
+        timestamp = decoded.timestamp if mapping.explicit_timestamp else None
         incoming = IncomingData(
             message.realm,
             message.device_id,
@@ -287,6 +302,7 @@ class Ingestor:
             path,
             decoded.value,
             payload,
+            timestamp,
         )
         unset_error = None
         if decoded.value is None and interface.type is InterfaceType.DATASTREAM:
@@ -305,7 +321,6 @@ class Ingestor:
                 message.realm, message.device_id, name, major, path, decoded.value, reception
             )
         else:
-            timestamp = decoded.timestamp if mapping.explicit_timestamp else None
             write = DatastreamSample(
                 message.realm,
                 message.device_id,
@@ -319,8 +334,47 @@ class Ingestor:
                 interface.aggregation,
             )
         pending.write(write, message, draft)
+        if (
+            isinstance(write, DatastreamSample)
+            and write.aggregation is Aggregation.INDIVIDUAL
+            and await self._path_is_new(message, state, name, major, path, now)
+        ):
+            draft.events.append(
+                DatastreamPathCreated(
+                    message.realm,
+                    message.device_id,
+                    message.received_at,
+                    name,
+                    major,
+                    path,
+                    decoded.value,
+                    write.value_timestamp,
+                )
+            )
         self._traffic.count(message, name, major, size)
         return draft
+
+    async def _path_is_new(
+        self,
+        message: DeviceMessage,
+        state: _DeviceState,
+        name: str,
+        major: int,
+        path: str,
+        now: datetime,
+    ) -> bool:
+        """Whether an individual datastream path had no live sample: what the device has is
+        read once per interface and connection (like Astarte's paths cache), then kept here."""
+        known = state.datastream_paths.get((name, major))
+        if known is None:
+            stored = await self._storage.values.last_samples(
+                message.realm, message.device_id, name, major, Aggregation.INDIVIDUAL, now=now
+            )
+            known = state.datastream_paths[(name, major)] = {sample.path for sample in stored}
+        if path in known:
+            return False
+        known.add(path)
+        return True
 
     async def _expiry(
         self, realm: str, mapping: Mapping, reception: datetime, now: datetime
@@ -516,9 +570,7 @@ class Ingestor:
         return _EPOCH + micros * _MICROSECOND
 
 
-def _resolve(
-    loaded: _LoadedInterface, path: str
-) -> tuple[Mapping, dict[str, Mapping] | None] | ErrorName:
+def _resolve(loaded: _LoadedInterface, path: str) -> _Resolved:
     """The mapping a path writes to and, for objects, every mapping keyed by object key
     (they share the attributes ingestion reads from the first one)."""
     try:
