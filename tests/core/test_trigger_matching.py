@@ -437,3 +437,19 @@ def test_interface_events_match_the_named_interface(kind: DeviceTriggerEvent) ->
     if kind is not DeviceTriggerEvent.INTERFACE_MINOR_UPDATED:
         any_interface = _installed(_device_trigger(kind, interface_name="*"))
         assert _device_fires(any_interface, DeviceEvent(kind, DEVICE, "org.example.B", 3)) is True
+
+
+def test_wants_tells_which_events_have_listeners() -> None:
+    named = TriggerIndex([_installed(_data_trigger(on="value_stored"))])
+    assert named.wants(DataTriggerEvent.VALUE_STORED, IFACE, 1) is True
+    assert named.wants(DataTriggerEvent.VALUE_STORED, IFACE, 2) is False
+    assert named.wants(DataTriggerEvent.VALUE_STORED, "org.example.Other", 1) is False
+    assert named.wants(DataTriggerEvent.INCOMING_DATA, IFACE, 1) is False
+    assert named.wants(DeviceTriggerEvent.DEVICE_CONNECTED) is False
+    any_interface = _data_trigger(interface_name="*")
+    device = {"type": "device_trigger", "on": "device_connected"}
+    index = TriggerIndex([_installed(any_interface), _installed(device, name="d")])
+    assert index.wants(DataTriggerEvent.INCOMING_DATA, "org.example.Other", 3) is True
+    assert index.wants(DataTriggerEvent.PATH_CREATED, "org.example.Other", 3) is False
+    assert index.wants(DeviceTriggerEvent.DEVICE_CONNECTED) is True
+    assert index.wants(DeviceTriggerEvent.DEVICE_DISCONNECTED) is False

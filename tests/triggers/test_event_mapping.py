@@ -197,3 +197,25 @@ def test_registration() -> None:
     assert registration_occurrence(REALM, DEVICE, T0) == device_occurrence(
         Device.DEVICE_REGISTERED, fired.DeviceRegistered()
     )
+
+
+def test_only_wanted_occurrences_are_built() -> None:
+    created = ingest.DatastreamPathCreated(REALM, DEVICE, T0, VALUES, 1, "/s1/value", 2.5, STAMP)
+    data = Outcome(events=(incoming(2.5, stamp=STAMP), created))
+    wanted = {(Data.PATH_CREATED, VALUES, 1)}
+
+    def wants(kind: Data | Device, interface: str | None, major: int | None) -> bool:
+        return (kind, interface, major) in wanted
+
+    assert outcome_occurrences(data, wants) == [
+        data_occurrence(
+            Data.PATH_CREATED, fired.PathCreated(VALUES, "/s1/value", 2.5), 2.5, at=STAMP
+        )
+    ]
+    prop = Outcome(events=(incoming("lamp", interface=PROPS, major=0), changed("old", "lamp")))
+    wanted = {(Data.VALUE_CHANGE_APPLIED, PROPS, 0)}
+    assert [o.subject.kind for o in outcome_occurrences(prop, wants)] == [Data.VALUE_CHANGE_APPLIED]
+    connected = Outcome(events=(ingest.DeviceConnected(REALM, DEVICE, T0, "10.0.0.1"),))
+    assert outcome_occurrences(connected, wants) == []
+    wanted = {(Device.DEVICE_CONNECTED, None, None)}
+    assert len(outcome_occurrences(connected, wants)) == 1

@@ -113,6 +113,17 @@ class TriggerIndex:
                     self._device.setdefault(simple.on, []).append(candidate)
                 order += 1
 
+    def wants(
+        self,
+        kind: DataTriggerEvent | DeviceTriggerEvent,
+        interface: str | None = None,
+        major: int | None = None,
+    ) -> bool:
+        """Whether any simple trigger listens to this kind of event (of this interface)."""
+        if isinstance(kind, DeviceTriggerEvent):
+            return kind in self._device
+        return (kind, interface, major) in self._data or (kind, ANY, None) in self._data
+
     def match_data(self, event: DataEvent, groups: Collection[str] = ()) -> list[TriggerMatch]:
         named = self._data.get((event.kind, event.interface, event.major), [])
         any_interface = self._data.get((event.kind, ANY, None), [])

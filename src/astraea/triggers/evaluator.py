@@ -105,8 +105,13 @@ class TriggerEvaluator:
 
     def on_outcome(self, outcome: Outcome) -> None:
         """Queues the trigger events of one ingestion outcome; returns at once."""
-        if outcome.events and self._may_fire(outcome.events[0].realm):
+        if not outcome.events or self._worker is None:
+            return
+        known = self._realms.get(outcome.events[0].realm)
+        if known is None:  # not loaded yet: the worker loads it
             self._queue(outcome_occurrences(outcome))
+        elif not known.empty:
+            self._queue(outcome_occurrences(outcome, known.index.wants))
 
     def device_registered(self, realm: str, device_id: str, at: datetime) -> None:
         """Queues the `device_registered` event of a Pairing registration; returns at once."""

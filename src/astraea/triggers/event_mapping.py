@@ -12,11 +12,14 @@ Each `Occurrence` pairs what triggers match on (`subject`) with what a delivery 
   name (a major change removes the old major and adds the new one), then
   `interface_minor_updated`.
 Timestamps are the value timestamp for data events and the reception time otherwise.
+
+`wants` tells which (kind, interface, major) the realm has triggers for; occurrences nobody
+listens to are not built, which keeps realms whose triggers match rare events cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +29,12 @@ from astraea.core.triggers import DataTriggerEvent, DeviceTriggerEvent
 from astraea.core.values import datetime_to_millis
 from astraea.ingest import events as ingest
 from astraea.ingest.messages import Outcome
+
+Wants = Callable[[DataTriggerEvent | DeviceTriggerEvent, str | None, int | None], bool]
+
+
+def _everything(kind: DataTriggerEvent | DeviceTriggerEvent, *_: object) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +49,22 @@ class Occurrence:
         return self.subject.device_id
 
 
-def outcome_occurrences(outcome: Outcome) -> list[Occurrence]:
+def outcome_occurrences(outcome: Outcome, wants: Wants = _everything) -> list[Occurrence]:
     # A property change comes from a data message, or else from a purge.
     incoming = next((e for e in outcome.events if isinstance(e, ingest.IncomingData)), None)
     found = [
         occurrence
         for event in outcome.events
-        for occurrence in _occurrences(event, from_data=incoming is not None)
+        for occurrence in _occurrences(event, wants, from_data=incoming is not None)
     ]
-    if incoming is not None and outcome.accepted:
+    stored_kind = DataTriggerEvent.VALUE_STORED
+    if (
+        incoming is not None
+        and outcome.accepted
+        and wants(stored_kind, incoming.interface_name, incoming.major)
+    ):
         stored = fired.ValueStored(incoming.interface_name, incoming.path, incoming.value)
-        found.append(_data(incoming, DataTriggerEvent.VALUE_STORED, stored, incoming.value))
+        found.append(_data(incoming, stored_kind, stored, incoming.value))
     return found
 
 
@@ -59,7 +73,35 @@ def registration_occurrence(realm: str, device_id: str, at: datetime) -> Occurre
     return Occurrence(realm, subject, fired.DeviceRegistered(), datetime_to_millis(at))
 
 
-def _occurrences(event: ingest.IngestEvent, *, from_data: bool) -> Iterator[Occurrence]:
+def _occurrences(
+    event: ingest.IngestEvent, wants: Wants, *, from_data: bool
+) -> Iterator[Occurrence]:
+    """Data events are checked against `wants` before they are built (they come with every
+    message); the rarer device events after."""
+    if isinstance(event, ingest.IncomingData):
+        if wants(DataTriggerEvent.INCOMING_DATA, event.interface_name, event.major):
+            received = fired.IncomingData(event.interface_name, event.path, event.value)
+            yield _data(event, DataTriggerEvent.INCOMING_DATA, received, event.value)
+    elif isinstance(event, ingest.PropertyChanged):
+        for occurrence in _property_change(event, from_data=from_data):
+            if wants(occurrence.subject.kind, event.interface_name, event.major):
+                yield occurrence
+    elif isinstance(event, ingest.DatastreamPathCreated):
+        if wants(DataTriggerEvent.PATH_CREATED, event.interface_name, event.major):
+            created = fired.PathCreated(event.interface_name, event.path, event.value)
+            yield _data(event, DataTriggerEvent.PATH_CREATED, created, event.value)
+    else:
+        for occurrence in _device_occurrences(event):
+            if wants(occurrence.subject.kind, None, None):
+                yield occurrence
+
+
+def _device_occurrences(
+    event: ingest.DeviceConnected
+    | ingest.DeviceDisconnected
+    | ingest.DeviceErrorOccurred
+    | ingest.IntrospectionReceived,
+) -> Iterator[Occurrence]:
     if isinstance(event, ingest.DeviceConnected):
         yield _device(event, DeviceTriggerEvent.DEVICE_CONNECTED, fired.DeviceConnected(event.ip))
     elif isinstance(event, ingest.DeviceDisconnected):
@@ -67,16 +109,8 @@ def _occurrences(event: ingest.IngestEvent, *, from_data: bool) -> Iterator[Occu
     elif isinstance(event, ingest.DeviceErrorOccurred):
         error = fired.DeviceError(event.name, event.metadata)
         yield _device(event, DeviceTriggerEvent.DEVICE_ERROR, error)
-    elif isinstance(event, ingest.IntrospectionReceived):
-        yield from _introspection(event)
-    elif isinstance(event, ingest.IncomingData):
-        received = fired.IncomingData(event.interface_name, event.path, event.value)
-        yield _data(event, DataTriggerEvent.INCOMING_DATA, received, event.value)
-    elif isinstance(event, ingest.PropertyChanged):
-        yield from _property_change(event, from_data=from_data)
     else:
-        created = fired.PathCreated(event.interface_name, event.path, event.value)
-        yield _data(event, DataTriggerEvent.PATH_CREATED, created, event.value)
+        yield from _introspection(event)
 
 
 def _property_change(event: ingest.PropertyChanged, *, from_data: bool) -> Iterator[Occurrence]:
