@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from trigger_support import (
     Receiver,
     event_for,
     eventually,
+    eventually_async,
     http_trigger,
     refused_url,
 )
@@ -28,6 +30,7 @@ from astraea.core.trigger_actions import AmqpAction
 from astraea.core.trigger_events import IncomingData
 from astraea.core.trigger_policies import Policy, parse_policy
 from astraea.storage.base import Storage
+from astraea.triggers import delivery_queue
 from astraea.triggers.engine import EngineSettings, TriggerEngine
 from astraea.triggers.metrics import TriggerMetrics
 
@@ -56,6 +59,13 @@ def retry_policy(**overrides: object) -> Policy:
 
 def numbered(n: int) -> IncomingData:
     return IncomingData("org.example.Counter", "/n", n)
+
+
+def _queues_empty(storage: Storage) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await storage.delivery_queue.queues() == []
+
+    return check
 
 
 def numbers(requests: list[Received]) -> list[int]:
@@ -305,3 +315,41 @@ async def test_submit_before_start_is_refused(
     trigger = http_trigger("http://example.com/x")
     with pytest.raises(RuntimeError, match="not running"):
         engine.submit(trigger, None, event_for(trigger))
+
+
+@pytest.mark.parametrize("memory_limit", [10_000, 3])
+async def test_queue_past_its_memory_reads_the_rest_from_storage(
+    start_engine: EngineFactory,
+    receiver: Receiver,
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    memory_limit: int,
+) -> None:
+    """Fresh deliveries go from memory while the queue fits there; past that, in order, from
+    storage, and back to memory once it caught up. Each arrives once."""
+    monkeypatch.setattr(delivery_queue, "_MEMORY_LIMIT", memory_limit)
+    monkeypatch.setattr(delivery_queue, "_FETCH_CHUNK", 2)
+    engine = await start_engine()
+    trigger = http_trigger(receiver.respond("/memory", 200, delay=0.01))
+    for n in range(20):
+        engine.submit(trigger, retry_policy(prefetch_count=1), event_for(trigger, numbered(n)))
+        if n % 5 == 4:
+            await engine.flush()
+    assert numbers(await receiver.wait_for("/memory", 20)) == list(range(20))
+    engine.submit(trigger, retry_policy(prefetch_count=1), event_for(trigger, numbered(20)))
+    assert numbers(await receiver.wait_for("/memory", 21))[-1] == 20
+    await eventually_async(_queues_empty(storage))
+
+
+async def test_trimmed_deliveries_leave_memory_too(
+    start_engine: EngineFactory, receiver: Receiver, registry: CollectorRegistry
+) -> None:
+    engine = await start_engine()
+    trigger = http_trigger(receiver.respond("/trimmed", 200, delay=0.3))
+    policy = retry_policy(maximum_capacity=2, prefetch_count=1)
+    for n in range(6):
+        engine.submit(trigger, policy, event_for(trigger, numbered(n)))
+    await engine.flush()
+    await eventually(lambda: dropped(registry, "capacity") == 3)
+    await asyncio.sleep(1.5)
+    assert numbers(receiver.at("/trimmed")) == [0, 4, 5]  # 0 was in flight; 1-3 trimmed

@@ -1,4 +1,5 @@
-"""The SQLite delivery queue repository: order, skipping, trimming, expiry, realm deletion."""
+"""The SQLite delivery queue repository: order, reading on, skipping, trimming, expiry, realm
+deletion."""
 
 from __future__ import annotations
 
@@ -38,24 +39,25 @@ def delivery(
 async def test_fifo_per_queue(storage: Storage) -> None:
     queue = storage.delivery_queue
     stored = await queue.enqueue([delivery(1), delivery(2, policy="q"), delivery(3)])
-    assert stored == 3
+    assert [row.seq for row in stored if row] == sorted(row.seq for row in stored if row)
     rows = await queue.fetch("test", "p", limit=10)
     assert [row.event for row in rows] == [b"event 1", b"event 3"]
+    assert rows == [stored[0], stored[2]]  # enqueue returns the rows as stored
     first = rows[0]
     assert (first.device_id, first.trigger_id, first.attempts) == (DEVICE, TRIGGER, 0)
     assert first.enqueued_at == first.next_attempt_at == 1001
     assert await queue.queues() == [("test", "p"), ("test", "q")]
 
 
-async def test_fetch_skips_in_flight_rows_and_busy_devices(storage: Storage) -> None:
+async def test_fetch_reads_on_after_a_seq_and_skips_in_flight_rows(storage: Storage) -> None:
     queue = storage.delivery_queue
     await queue.enqueue([delivery(1), delivery(2, device=OTHER_DEVICE), delivery(3)])
     rows = await queue.fetch("test", "p", limit=10)
     assert len(rows) == 3
-    skipped = await queue.fetch(
-        "test", "p", limit=10, skip_seqs=[rows[0].seq], skip_devices=[OTHER_DEVICE]
-    )
-    assert [row.event for row in skipped] == [b"event 3"]
+    later = await queue.fetch("test", "p", limit=10, after=rows[0].seq)
+    assert [row.event for row in later] == [b"event 2", b"event 3"]
+    skipped = await queue.fetch("test", "p", limit=10, skip_seqs=[rows[1].seq])
+    assert [row.event for row in skipped] == [b"event 1", b"event 3"]
     assert len(await queue.fetch("test", "p", limit=1)) == 1
 
 
@@ -78,7 +80,8 @@ async def test_trim_drops_the_oldest_waiting_rows(storage: Storage) -> None:
     rows = await queue.fetch("test", "p", limit=10)
     in_flight = [rows[0].seq]
     dropped = await queue.trim("test", "p", capacity=2, skip_seqs=in_flight)
-    assert dropped == [other, TRIGGER]  # events 2 and 3; event 1 is in flight
+    # events 2 and 3; event 1 is in flight
+    assert dropped == [(rows[1].seq, other), (rows[2].seq, TRIGGER)]
     left = await queue.fetch("test", "p", limit=10)
     assert [row.event for row in left] == [b"event 1", b"event 4", b"event 5"]
     assert await queue.trim("test", "p", capacity=2, skip_seqs=in_flight) == []
@@ -88,7 +91,7 @@ async def test_drop_expired(storage: Storage) -> None:
     queue = storage.delivery_queue
     await queue.enqueue([delivery(1, expires_at=100), delivery(2, expires_at=200), delivery(3)])
     rows = await queue.fetch("test", "p", limit=10)
-    assert await queue.drop_expired("test", "p", now=150, skip_seqs=[]) == [TRIGGER]
+    assert await queue.drop_expired("test", "p", now=150, skip_seqs=[]) == [(rows[0].seq, TRIGGER)]
     assert await queue.drop_expired("test", "p", now=10_000, skip_seqs=[rows[1].seq]) == []
     assert [row.event for row in await queue.fetch("test", "p", limit=10)] == [
         b"event 2",
@@ -100,7 +103,8 @@ async def test_unknown_realm_is_skipped_and_deleting_a_realm_empties_its_queues(
     storage: Storage,
 ) -> None:
     queue = storage.delivery_queue
-    assert await queue.enqueue([delivery(1, realm="ghost"), delivery(2)]) == 1
+    ghost, stored = await queue.enqueue([delivery(1, realm="ghost"), delivery(2)])
+    assert ghost is None and stored is not None
     assert await storage.realms.delete("test")
     assert await queue.queues() == []
 

@@ -432,9 +432,9 @@ class DeliveryQueueRepository(Protocol):
     `skip_seqs` so that fetching, trimming and expiring leave them alone.
     """
 
-    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
+    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> list[QueuedDelivery | None]:
         """Appends in one transaction; deliveries of realms that no longer exist are skipped.
-        Returns how many were stored."""
+        Returns each delivery as stored, in order (None: skipped); `seq`s only ever grow."""
 
     async def queues(self) -> list[tuple[str, str]]:
         """(realm, policy) of every non-empty queue."""
@@ -445,10 +445,11 @@ class DeliveryQueueRepository(Protocol):
         policy: str,
         *,
         limit: int,
+        after: int = 0,
         skip_seqs: Sequence[int] = (),
-        skip_devices: Sequence[str] = (),
     ) -> list[QueuedDelivery]:
-        """The oldest deliveries, in order, leaving out the skipped ones and devices."""
+        """The oldest deliveries with a `seq` above `after`, in order, leaving out the skipped
+        ones."""
 
     async def record_failure(self, seq: int, attempts: int, next_attempt_at: int) -> None: ...
 
@@ -456,11 +457,12 @@ class DeliveryQueueRepository(Protocol):
 
     async def trim(
         self, realm: str, policy: str, *, capacity: int, skip_seqs: Sequence[int] = ()
-    ) -> list[uuid.UUID]:
+    ) -> list[tuple[int, uuid.UUID]]:
         """Removes the oldest deliveries beyond `capacity` (the skipped ones do not count);
-        returns the trigger id of each removed delivery."""
+        returns the seq and trigger id of each removed delivery."""
 
     async def drop_expired(
         self, realm: str, policy: str, *, now: int, skip_seqs: Sequence[int] = ()
-    ) -> list[uuid.UUID]:
-        """Removes deliveries whose `expires_at` <= `now`; returns their trigger ids."""
+    ) -> list[tuple[int, uuid.UUID]]:
+        """Removes deliveries whose `expires_at` <= `now`; returns their seqs and trigger
+        ids."""

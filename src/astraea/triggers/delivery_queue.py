@@ -11,6 +11,12 @@ Semantics, mirroring a RabbitMQ queue with a consumer of prefetch `concurrency`:
 
 Every step is persisted (attempt counts, next attempt time, removal), so a restart resumes
 where the queue was: pending retries keep their count and their backoff.
+
+Storage is the truth, and memory a prefix of it: `_waiting` holds the oldest waiting
+deliveries (up to `_MEMORY_LIMIT`), and every stored delivery up to `seq` `_horizon` is either
+there, in flight, or gone. While memory holds the whole queue, deliveries the engine has just
+stored are `offer`ed straight to it, so a delivery reaches its receiver without a read back
+from storage; otherwise the queue reads on from `_horizon` in chunks.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from astraea.triggers.metrics import DropReason
 
 _log = logging.getLogger(__name__)
 _FAILURE_PAUSE = 1.0  # seconds
+_MEMORY_LIMIT = 10_000  # waiting deliveries kept in memory per queue
+_FETCH_CHUNK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,10 @@ class DeliveryQueue:
         self._now_ms = now_ms
         self._expiry_interval = expiry_interval
         self._in_flight: dict[int, str] = {}  # seq -> device id
+        self._waiting: dict[int, QueuedDelivery] = {}  # by seq, in order
+        self._horizon = 0  # the highest seq read or offered into memory
+        self._complete = False  # memory holds every stored waiting delivery
+        self._missed = 0  # offers left in storage (counted)
         self._slots: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._grown = True  # rows were added since the last trim
@@ -88,6 +100,17 @@ class DeliveryQueue:
         """New deliveries were stored in this queue."""
         self._grown = True
         self._wake.set()
+
+    def offer(self, stored: list[QueuedDelivery]) -> None:
+        """New deliveries were stored in this queue: these, with growing seqs."""
+        if self._complete and len(self._waiting) + len(stored) <= _MEMORY_LIMIT:
+            for delivery in stored:
+                self._waiting[delivery.seq] = delivery
+            self._horizon = max(self._horizon, stored[-1].seq)
+        else:  # they stay in storage, beyond the horizon
+            self._complete = False
+            self._missed += 1
+        self.notify()
 
     async def stop(self) -> None:
         """Stops at once; deliveries in flight stay stored and resume on the next start."""
@@ -118,8 +141,7 @@ class DeliveryQueue:
         expired = await self._repository.drop_expired(
             self.realm, self.policy, now=self._now_ms(), skip_seqs=list(self._in_flight)
         )
-        for trigger_id in expired:
-            self._handler.dropped(self.realm, trigger_id, DropReason.EXPIRED)
+        self._forget(expired, DropReason.EXPIRED)
 
     async def _trim(self) -> None:
         if self.rules.capacity is None or not self._grown:
@@ -131,25 +153,49 @@ class DeliveryQueue:
             capacity=self.rules.capacity,
             skip_seqs=list(self._in_flight),
         )
-        for trigger_id in trimmed:
-            self._handler.dropped(self.realm, trigger_id, DropReason.CAPACITY)
+        self._forget(trimmed, DropReason.CAPACITY)
+
+    def _forget(self, removed: list[tuple[int, uuid.UUID]], reason: DropReason) -> None:
+        for seq, trigger_id in removed:
+            self._waiting.pop(seq, None)
+            self._handler.dropped(self.realm, trigger_id, reason)
 
     async def _dispatch(self) -> None:
-        while (free := self.rules.concurrency - len(self._in_flight)) > 0:
-            busy = set(self._in_flight.values())
+        """Starts waiting deliveries, oldest first, skipping devices that have one in flight."""
+        while self._start_waiting() and not self._complete:
+            if len(self._waiting) >= _MEMORY_LIMIT:
+                return  # wait for the head to move
+            missed = self._missed
             rows = await self._repository.fetch(
                 self.realm,
                 self.policy,
-                limit=free,
+                limit=_FETCH_CHUNK,
+                after=self._horizon,
                 skip_seqs=list(self._in_flight),
-                skip_devices=list(busy),
             )
             for row in rows:
-                if row.device_id not in busy and len(self._in_flight) < self.rules.concurrency:
-                    busy.add(row.device_id)
-                    self._start_slot(row)
-            if len(rows) < free:
-                return  # nothing else is waiting
+                self._waiting[row.seq] = row
+            if rows:
+                self._horizon = rows[-1].seq
+            # Deliveries offered while this read ran may have been stored after it.
+            self._complete = len(rows) < _FETCH_CHUNK and self._missed == missed
+
+    def _start_waiting(self) -> bool:
+        """Starts what memory allows; True while slots are left free."""
+        free = self.rules.concurrency - len(self._in_flight)
+        if free <= 0 or not self._waiting:
+            return free > 0
+        busy = set(self._in_flight.values())
+        started = []
+        for seq, row in self._waiting.items():
+            if row.device_id not in busy:
+                busy.add(row.device_id)
+                started.append(seq)
+                if len(started) == free:
+                    break
+        for seq in started:
+            self._start_slot(self._waiting.pop(seq))
+        return len(started) < free
 
     def _start_slot(self, row: QueuedDelivery) -> None:
         self._in_flight[row.seq] = row.device_id

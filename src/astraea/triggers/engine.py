@@ -162,7 +162,7 @@ class TriggerEngine:
             if not batch:
                 return
             try:
-                await self._repository.enqueue(batch)
+                stored = await self._repository.enqueue(batch)
             except Exception:
                 _log.exception("could not store %d trigger deliveries", len(batch))
                 for delivery in batch:
@@ -170,8 +170,12 @@ class TriggerEngine:
                         delivery.realm, delivery.trigger_id, DropReason.UNDELIVERABLE
                     )
                 return
-            for realm, queue in {(delivery.realm, delivery.policy) for delivery in batch}:
-                self._queue(realm, queue, self._policies.get((realm, queue))).notify()
+            by_queue: dict[tuple[str, str], list[QueuedDelivery]] = {}
+            for delivery, row in zip(batch, stored, strict=True):
+                if row is not None:  # None: its realm is gone
+                    by_queue.setdefault((delivery.realm, delivery.policy), []).append(row)
+            for (realm, queue), rows in by_queue.items():
+                self._queue(realm, queue, self._policies.get((realm, queue))).offer(rows)
 
     async def stop(self) -> None:
         """Stores what was submitted, then stops; undelivered events resume on `start`."""

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from functools import partial
 
 from astraea.core.device_id import decode_device_id, encode_device_id
 from astraea.storage.base import NewDelivery, QueuedDelivery
@@ -24,12 +25,13 @@ INSERT INTO trigger_deliveries (
 SELECT :realm, :policy, :device_id, :trigger_id, :simple_trigger_id, :event_type, :event,
     :enqueued_at, :expires_at, :enqueued_at
 WHERE EXISTS (SELECT 1 FROM realms WHERE name = :realm)
+RETURNING seq
 """
 
 _FETCH = """
 SELECT seq, device_id, trigger_id, event, enqueued_at, expires_at, attempts, next_attempt_at
 FROM trigger_deliveries
-WHERE realm = ? AND policy = ? AND seq NOT IN ({seqs}) AND device_id NOT IN ({devices})
+WHERE realm = ? AND policy = ? AND seq > ? AND seq NOT IN ({seqs})
 ORDER BY seq
 LIMIT ?
 """
@@ -43,7 +45,7 @@ DELETE FROM trigger_deliveries WHERE seq IN (
     ORDER BY seq
     LIMIT ?
 )
-RETURNING trigger_id
+RETURNING seq, trigger_id
 """
 
 _COUNT = """
@@ -53,7 +55,7 @@ SELECT count(*) FROM trigger_deliveries WHERE realm = ? AND policy = ? AND seq N
 _EXPIRE = """
 DELETE FROM trigger_deliveries
 WHERE expires_at <= ? AND realm = ? AND policy = ? AND seq NOT IN ({seqs})
-RETURNING trigger_id
+RETURNING seq, trigger_id
 """
 
 
@@ -65,12 +67,11 @@ class SqliteDeliveryQueueRepository:
         self._removals: list[tuple[int, asyncio.Future[None]]] = []
         self._removing = False
 
-    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
-        stored = 0
-        async with self._database.transaction() as tx:
-            for delivery in deliveries:
-                stored += await tx.execute(_INSERT, _params(delivery))
-        return stored
+    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> list[QueuedDelivery | None]:
+        def work(connection: sqlite3.Connection) -> list[QueuedDelivery | None]:
+            return [_stored(connection, delivery) for delivery in deliveries]
+
+        return await self._database.run(work)
 
     async def queues(self) -> list[tuple[str, str]]:
         rows = await self._database.fetch_all(
@@ -84,12 +85,11 @@ class SqliteDeliveryQueueRepository:
         policy: str,
         *,
         limit: int,
+        after: int = 0,
         skip_seqs: Sequence[int] = (),
-        skip_devices: Sequence[str] = (),
     ) -> list[QueuedDelivery]:
-        devices = [decode_device_id(device_id) for device_id in skip_devices]
-        sql = _FETCH.format(seqs=_placeholders(skip_seqs), devices=_placeholders(devices))
-        rows = await self._database.fetch_all(sql, (realm, policy, *skip_seqs, *devices, limit))
+        sql = _FETCH.format(seqs=_placeholders(skip_seqs))
+        rows = await self._database.fetch_all(sql, (realm, policy, after, *skip_seqs, limit))
         return [_queued(row) for row in rows]
 
     async def record_failure(self, seq: int, attempts: int, next_attempt_at: int) -> None:
@@ -110,9 +110,7 @@ class SqliteDeliveryQueueRepository:
             while self._removals:
                 batch, self._removals = self._removals, []
                 try:
-                    async with self._database.transaction() as tx:
-                        for removed, _ in batch:
-                            await tx.execute(_DELETE, (removed,))
+                    await self._database.run(partial(_delete, [(seq,) for seq, _ in batch]))
                 except Exception as error:
                     for _, waiter in batch:
                         if not waiter.done():
@@ -127,7 +125,7 @@ class SqliteDeliveryQueueRepository:
 
     async def trim(
         self, realm: str, policy: str, *, capacity: int, skip_seqs: Sequence[int] = ()
-    ) -> list[uuid.UUID]:
+    ) -> list[tuple[int, uuid.UUID]]:
         seqs = _placeholders(skip_seqs)
         async with self._database.transaction() as tx:
             row = await tx.fetch_one(_COUNT.format(seqs=seqs), (realm, policy, *skip_seqs))
@@ -135,15 +133,15 @@ class SqliteDeliveryQueueRepository:
             if excess <= 0:
                 return []
             rows = await tx.fetch_all(_TRIM.format(seqs=seqs), (realm, policy, *skip_seqs, excess))
-        return [uuid.UUID(bytes=row["trigger_id"]) for row in rows]
+        return _removed(rows)
 
     async def drop_expired(
         self, realm: str, policy: str, *, now: int, skip_seqs: Sequence[int] = ()
-    ) -> list[uuid.UUID]:
+    ) -> list[tuple[int, uuid.UUID]]:
         sql = _EXPIRE.format(seqs=_placeholders(skip_seqs))
         async with self._database.transaction() as tx:
             rows = await tx.fetch_all(sql, (now, realm, policy, *skip_seqs))
-        return [uuid.UUID(bytes=row["trigger_id"]) for row in rows]
+        return _removed(rows)
 
 
 def _placeholders(items: Sequence[object]) -> str:
@@ -163,6 +161,31 @@ def _params(delivery: NewDelivery) -> dict[str, object]:
         "enqueued_at": delivery.enqueued_at,
         "expires_at": delivery.expires_at,
     }
+
+
+def _stored(connection: sqlite3.Connection, delivery: NewDelivery) -> QueuedDelivery | None:
+    """Inserts one delivery; None when its realm is gone."""
+    rows = connection.execute(_INSERT, _params(delivery)).fetchall()
+    if not rows:
+        return None
+    return QueuedDelivery(
+        seq=rows[0][0],
+        device_id=delivery.device_id,
+        trigger_id=delivery.trigger_id,
+        event=delivery.event,
+        enqueued_at=delivery.enqueued_at,
+        expires_at=delivery.expires_at,
+        attempts=0,
+        next_attempt_at=delivery.enqueued_at,
+    )
+
+
+def _delete(seqs: list[tuple[int]], connection: sqlite3.Connection) -> None:
+    connection.executemany(_DELETE, seqs)
+
+
+def _removed(rows: Sequence[sqlite3.Row]) -> list[tuple[int, uuid.UUID]]:
+    return [(row["seq"], uuid.UUID(bytes=row["trigger_id"])) for row in rows]
 
 
 def _queued(row: sqlite3.Row) -> QueuedDelivery:
