@@ -236,7 +236,7 @@ class Ingestor:
         if topic.kind is TopicKind.DATA:
             return await self._data(message, topic, payload, state, pending, now)
         if topic.kind is TopicKind.INTROSPECTION:
-            return await self._introspection(message, payload, state)
+            return await self._introspection(message, payload, state, now)
         if topic.kind is TopicKind.EMPTY_CACHE:
             return await self._empty_cache(message, payload, state, now)
         if topic.kind is TopicKind.PRODUCER_PROPERTIES:
@@ -367,14 +367,39 @@ class Ingestor:
         read once per interface and connection (like Astarte's paths cache), then kept here."""
         known = state.datastream_paths.get((name, major))
         if known is None:
-            stored = await self._storage.values.last_samples(
-                message.realm, message.device_id, name, major, Aggregation.INDIVIDUAL, now=now
-            )
-            known = state.datastream_paths[(name, major)] = {sample.path for sample in stored}
+            known = await self._load_paths(message, state, name, major, now)
         if path in known:
             return False
         known.add(path)
         return True
+
+    async def _preload_paths(
+        self, message: DeviceMessage, state: _DeviceState, name: str, major: int, now: datetime
+    ) -> None:
+        """Reads the paths of a device-owned individual datastream when the introspection
+        declares it, so that its first messages do not wait on storage: after a restart every
+        device connects and publishes at once, and each read would hold up the whole batch."""
+        if (name, major) in state.datastream_paths:
+            return
+        loaded = await self._interface(message.realm, name, major, now)
+        if loaded is None:
+            return
+        interface = loaded.interface
+        if (
+            interface.type is InterfaceType.DATASTREAM
+            and interface.aggregation is Aggregation.INDIVIDUAL
+            and interface.ownership is Ownership.DEVICE
+        ):
+            await self._load_paths(message, state, name, major, now)
+
+    async def _load_paths(
+        self, message: DeviceMessage, state: _DeviceState, name: str, major: int, now: datetime
+    ) -> set[str]:
+        stored = await self._storage.values.last_samples(
+            message.realm, message.device_id, name, major, Aggregation.INDIVIDUAL, now=now
+        )
+        known = state.datastream_paths[(name, major)] = {sample.path for sample in stored}
+        return known
 
     async def _expiry(
         self, realm: str, mapping: Mapping, reception: datetime, now: datetime
@@ -384,7 +409,7 @@ class Ingestor:
         return None if ttl is None else reception + timedelta(seconds=ttl)
 
     async def _introspection(
-        self, message: DeviceMessage, payload: bytes, state: _DeviceState
+        self, message: DeviceMessage, payload: bytes, state: _DeviceState, now: datetime
     ) -> Draft:
         try:
             introspection = decode_introspection(payload)
@@ -404,6 +429,8 @@ class Ingestor:
             if previous.get(name) != version:
                 # A new minor may add mappings: do not wait for the cache to expire.
                 self._interfaces.discard((message.realm, name, version[0]))
+        for name, (major, _) in introspection.items():
+            await self._preload_paths(message, state, name, major, now)
         self._traffic.count(message, None, None, len(payload))
         return Draft(
             events=[
