@@ -169,6 +169,9 @@ def _convert_known(kind: _Kind, known: object) -> object:
         return known
 
 
+_NUMBERS = (int, float)  # exact types: a bool is an atom
+
+
 def _rank(value: object) -> int:
     """Erlang's term order between types (booleans and null are atoms)."""
     if value is None or isinstance(value, bool):
@@ -186,6 +189,8 @@ def _rank(value: object) -> int:
 
 def compare_terms(left: Any, right: Any) -> int:
     """-1, 0 or 1 as `left` sorts before, with or after `right` in Erlang's term order."""
+    if type(left) in _NUMBERS and type(right) in _NUMBERS:  # the common case, first
+        return int((left > right) - (left < right))
     left_rank, right_rank = _rank(left), _rank(right)
     if left_rank != right_rank:
         return -1 if left_rank < right_rank else 1
