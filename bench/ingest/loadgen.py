@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl
 import struct
 import time
@@ -416,7 +417,14 @@ class _Generator:
                 await asyncio.sleep(0)
 
     async def _paced(self, active: list[_DeviceConnection], rate: float) -> None:
-        """Round-robin over devices so each sends every `devices / rate` seconds."""
+        """Round-robin over devices so each sends every `devices / rate` seconds.
+
+        The round goes in a fixed shuffled order, as independent devices would publish:
+        in id order, the first devices (those a `--trigger-share` trigger matches) would all
+        publish at the same moment of every round.
+        """
+        active = active[:]
+        random.Random(0).shuffle(active)
         start = time.perf_counter()
         total = len(active) * self.per_device
         sent = 0

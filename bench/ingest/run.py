@@ -48,6 +48,7 @@ from certs import ThrowawayCA, device_ids
 from loadgen import Device, LoadSpec, WorkerResult, connect_subscriber
 from measure import CpuCensus, MachineCpu, ProcessProbe, free_port, percentile
 from mosquitto_side import SUBSCRIBER_CN, MosquittoBroker, find_mosquitto, mosquitto_devices
+from webhooks import WebhookSink, install_trigger, matching_ids
 
 #: Without a new message for this long, whatever has not arrived is counted as lost.
 _IDLE_SECONDS = 3.0
@@ -93,12 +94,24 @@ class Outcome:
     others_cpu_s: float = 0.0
     window_s: float = 0.0
     max_pacer_lag: int = 0
+    # With --trigger-share: publish -> webhook received, for the messages the trigger matches.
+    webhook_expected: float = float("nan")
+    webhook_received: float = float("nan")
+    webhook_duplicates: float = float("nan")
+    webhook_p50_ms: float = float("nan")
+    webhook_p99_ms: float = float("nan")
+    webhook_max_ms: float = float("nan")
+    webhook_events_per_s: float = float("nan")
     checks: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
         return self.expected - self.delivered
+
+    @property
+    def webhook_lost(self) -> float:
+        return self.webhook_expected - self.webhook_received
 
     @property
     def server_cpu_us_per_msg(self) -> float:
@@ -338,13 +351,21 @@ async def run_astraea(args: argparse.Namespace, qos: int, workdir: Path) -> Outc
     outcome.expected = args.devices * args.messages_per_device
     devices = fleet.devices(ids)
     stored_at: dict[str, int] = {}
+    matched = matching_ids(outcome.expected, args.trigger_share)
+    sink = WebhookSink(outcome.expected) if matched else None
     try:
+        if sink is not None:
+            await sink.start()
+            await install_trigger(server.base_url, fleet.realm_token(), sink.url, matched)
+            # Installed triggers apply within a second; devices take longer than that to connect.
 
         async def settle(load: LoadRun) -> None:
             # QoS 1: every PUBACK already means "stored". QoS 0: poll until it all is.
             expected = load.acked if qos else load.sent
             count, seen_ns = await wait_stored(server.database, expected, _IDLE_SECONDS, 120)
             stored_at.update(count=count, seen_ns=seen_ns)
+            if sink is not None:
+                await sink.settle(matched, _IDLE_SECONDS)
 
         spec = _spec(args, qos, server.mqtt_port, server.broker_cert, introspection=INTROSPECTION)
         load = await drive(outcome, spec, devices, probe, settle)
@@ -363,6 +384,8 @@ async def run_astraea(args: argparse.Namespace, qos: int, workdir: Path) -> Outc
             outcome.delivered = stored
             _fill_rates(outcome, load, stored_at.get("seen_ns", 0))
             outcome.checks["stored_time_resolution_ms"] = 50
+        if sink is not None:
+            _fill_webhooks(outcome, load, sink, matched)
         step = max(1, args.devices // args.verify_devices) if args.verify_devices > 0 else 1
         sample = devices[::step]
         outcome.checks["appengine"] = await verify_through_appengine(
@@ -370,7 +393,25 @@ async def run_astraea(args: argparse.Namespace, qos: int, workdir: Path) -> Outc
         )
     finally:
         server.stop()
+        if sink is not None:
+            await sink.stop()
     return outcome
+
+
+def _fill_webhooks(outcome: Outcome, load: LoadRun, sink: WebhookSink, matched: int) -> None:
+    """Latency per matched message, and events/s from its first publish to the last event."""
+    outcome.webhook_expected = matched
+    outcome.webhook_received = sink.received
+    outcome.webhook_duplicates = sink.duplicates
+    latencies = _latencies_ms(load.send_ns[:matched], sink.recv_ns[:matched])
+    outcome.webhook_p50_ms = percentile(latencies, 0.50)
+    outcome.webhook_p99_ms = percentile(latencies, 0.99)
+    outcome.webhook_max_ms = latencies[-1] if latencies else float("nan")
+    sends = [s for s in load.send_ns[:matched] if s]
+    if sends and sink.last_ns:
+        outcome.webhook_events_per_s = sink.received / max((sink.last_ns - min(sends)) / 1e9, 1e-9)
+    if sink.foreign or sink.problems:
+        outcome.errors.append(f"webhooks: {sink.foreign} foreign, {dict(sink.problems)}")
 
 
 _ROWS: list[tuple[str, str, str]] = [
@@ -389,6 +430,14 @@ _ROWS: list[tuple[str, str, str]] = [
     ("latency max (ms)", "latency_max_ms", "{:.1f}"),
     ("PUBACK p50 (ms)", "ack_p50_ms", "{:.1f}"),
     ("PUBACK p99 (ms)", "ack_p99_ms", "{:.1f}"),
+    ("trigger events expected", "webhook_expected", "{:.0f}"),
+    ("trigger events received by the webhook", "webhook_received", "{:.0f}"),
+    ("trigger events lost", "webhook_lost", "{:.0f}"),
+    ("trigger events duplicated", "webhook_duplicates", "{:.0f}"),
+    ("**publish -> webhook p50 (ms)**", "webhook_p50_ms", "{:.1f}"),
+    ("**publish -> webhook p99 (ms)**", "webhook_p99_ms", "{:.1f}"),
+    ("publish -> webhook max (ms)", "webhook_max_ms", "{:.1f}"),
+    ("**trigger events delivered /s**", "webhook_events_per_s", "{:,.0f}"),
     ("server CPU (s)", "server_cpu_s", "{:.2f}"),
     ("server CPU (% of 1 core)", "server_cpu_pct", "{:.0f}"),
     ("server CPU per message (us)", "server_cpu_us_per_msg", "{:.0f}"),
@@ -490,6 +539,13 @@ def parse_args() -> argparse.Namespace:
         help="redo a run if other processes used more than this %% of a core during it",
     )
     parser.add_argument("--retries", type=int, default=2, help="redos per disturbed run")
+    parser.add_argument(
+        "--trigger-share",
+        type=float,
+        default=0.0,
+        help="Astraea: install an HTTP trigger matching this share of the messages (e.g. 0.1) "
+        "and time publish -> webhook received",
+    )
     parser.add_argument("--cache-dir", default=str(_DEFAULT_CACHE))
     parser.add_argument("--prepared-dir", default=str(_DEFAULT_CACHE / "astraea-prepared"))
     parser.add_argument("--register-concurrency", type=int, default=16)
@@ -501,6 +557,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--json", help="also write the outcomes to this file")
     args = parser.parse_args()
+    if not 0 <= args.trigger_share <= 1:
+        parser.error("--trigger-share must be between 0 and 1")
     if min(args.devices, args.messages_per_device, args.procs, args.repeat) < 1:
         parser.error("--devices, --messages-per-device, --procs and --repeat must be positive")
     return args
@@ -572,7 +630,12 @@ async def main(args: argparse.Namespace) -> int:
         Path(args.json).write_text(
             json.dumps([asdict(o) | {"lost": o.lost} for o in outcomes], indent=2) + "\n"
         )
-    return 0 if outcomes and all(o.lost == 0 and not o.duplicates for o in outcomes) else 1
+    complete = all(
+        # nan (no trigger) compares false
+        o.lost == 0 and not o.duplicates and not o.webhook_lost > 0 and not o.webhook_duplicates > 0
+        for o in outcomes
+    )
+    return 0 if outcomes and complete else 1
 
 
 async def _main_stoppable(args: argparse.Namespace) -> int:
