@@ -30,6 +30,7 @@ class GroupCommitQueue(Generic[Request, Reply]):
         self._handler = handler
         self._max_batch = max_batch
         self._pending: list[tuple[Request, asyncio.Future[Reply]]] = []
+        self._handling: list[tuple[Request, asyncio.Future[Reply]]] = []
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -41,9 +42,10 @@ class GroupCommitQueue(Generic[Request, Reply]):
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        for _, future in self._pending:
+        for _, future in [*self._handling, *self._pending]:  # nobody will answer them now
             if not future.done():
                 future.set_exception(ConnectionAbortedError("the platform is stopping"))
+        self._handling = []
         self._pending.clear()
 
     async def submit(self, request: Request) -> Reply:
@@ -59,9 +61,10 @@ class GroupCommitQueue(Generic[Request, Reply]):
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._pending[: self._max_batch]
+                batch = self._handling = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 await self._handle(batch)
+                self._handling = []
 
     async def _handle(self, batch: list[tuple[Request, asyncio.Future[Reply]]]) -> None:
         try:
