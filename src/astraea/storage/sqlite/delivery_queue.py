@@ -65,7 +65,7 @@ class SqliteDeliveryQueueRepository:
         # Group commit of removals: every delivery ends with one, and a commit (an fsync)
         # each would cap throughput at the disk's sync rate.
         self._removals: list[tuple[int, asyncio.Future[None]]] = []
-        self._removing = False
+        self._remover: asyncio.Task[None] | None = None
 
     async def enqueue(self, deliveries: Sequence[NewDelivery]) -> list[QueuedDelivery | None]:
         def work(connection: sqlite3.Connection) -> list[QueuedDelivery | None]:
@@ -99,29 +99,30 @@ class SqliteDeliveryQueueRepository:
         )
 
     async def remove(self, seq: int) -> None:
-        """Returns once the removal is committed, together with those requested meanwhile."""
+        """Returns once the removal is committed, together with those requested meanwhile.
+
+        A task of its own commits the batches: were the first caller to run the loop, it
+        would be held for as long as removals keep coming, and with it its delivery slot.
+        """
         done = asyncio.get_running_loop().create_future()
         self._removals.append((seq, done))
-        if self._removing:
-            await done
-            return
-        self._removing = True
-        try:
-            while self._removals:
-                batch, self._removals = self._removals, []
-                try:
-                    await self._database.run(partial(_delete, [(seq,) for seq, _ in batch]))
-                except Exception as error:
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(error)
-                else:
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_result(None)
-        finally:
-            self._removing = False
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.create_task(self._remove_batches())
         await done
+
+    async def _remove_batches(self) -> None:
+        while self._removals:
+            batch, self._removals = self._removals, []
+            try:
+                await self._database.run(partial(_delete, [(seq,) for seq, _ in batch]))
+            except Exception as error:
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(error)
+            else:
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     async def trim(
         self, realm: str, policy: str, *, capacity: int, skip_seqs: Sequence[int] = ()
