@@ -3,6 +3,7 @@ deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -118,3 +119,21 @@ async def test_rows_survive_reopening(db_path: Path, storage: Storage) -> None:
         assert row.event == b"event 1"
     finally:
         await reopened.close()
+
+
+async def test_a_removal_returns_once_committed_while_others_keep_coming(
+    storage: Storage,
+) -> None:
+    """Removals are group-committed; the first one must not wait for the stream to end."""
+    queue = storage.delivery_queue
+    rows = [row for row in await queue.enqueue([delivery(n) for n in range(3000)]) if row]
+    first = asyncio.create_task(queue.remove(rows[0].seq))
+    others = []
+    for row in rows[1:]:  # faster than commits: there is always a next batch
+        others.append(asyncio.create_task(queue.remove(row.seq)))
+        await asyncio.sleep(0)
+        if first.done():
+            break
+    assert first.done() and len(others) < len(rows) - 1
+    await asyncio.gather(first, *others)
+    assert len(await queue.fetch("test", "p", limit=5000)) == len(rows) - 1 - len(others)
