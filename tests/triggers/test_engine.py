@@ -353,3 +353,39 @@ async def test_trimmed_deliveries_leave_memory_too(
     await eventually(lambda: dropped(registry, "capacity") == 3)
     await asyncio.sleep(1.5)
     assert numbers(receiver.at("/trimmed")) == [0, 4, 5]  # 0 was in flight; 1-3 trimmed
+
+
+async def test_an_idle_queue_starts_a_delivery_before_it_is_stored(
+    start_engine: EngineFactory, receiver: Receiver, storage: Storage
+) -> None:
+    """Observable through a realm deleted meanwhile: the store then keeps nothing, yet the
+    delivery had already started; a busy queue would have waited for the store."""
+    engine = await start_engine()
+    trigger = http_trigger(receiver.respond("/early", 200))
+    engine.submit(trigger, None, event_for(trigger, numbered(0)))
+    await receiver.wait_for("/early", 1)
+    await eventually_async(_queues_empty(storage))  # idle, and all of it in memory
+    assert await storage.realms.delete("test")
+    engine.submit(trigger, None, event_for(trigger, numbered(1)))
+    assert numbers(await receiver.wait_for("/early", 2)) == [0, 1]
+    await engine.flush()
+    assert await storage.delivery_queue.queues() == []
+
+
+async def test_early_and_stored_deliveries_keep_their_order(
+    start_engine: EngineFactory, receiver: Receiver, storage: Storage
+) -> None:
+    engine = await start_engine()
+    trigger = http_trigger(receiver.respond("/order", 200, delay=0.01))
+    policy = retry_policy(prefetch_count=1)
+    engine.submit(trigger, policy, event_for(trigger, numbered(0)))
+    await receiver.wait_for("/order", 1)
+    await eventually_async(_queues_empty(storage))
+    for n in range(1, 30):
+        engine.submit(
+            trigger, policy, event_for(trigger, numbered(n), device_id=random_device_id())
+        )
+        if n % 7 == 0:
+            await asyncio.sleep(0.02)
+    assert numbers(await receiver.wait_for("/order", 30)) == list(range(30))
+    await eventually_async(_queues_empty(storage))

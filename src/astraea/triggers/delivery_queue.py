@@ -27,10 +27,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from astraea.core.trigger_policies import Strategy
-from astraea.storage.base import DeliveryQueueRepository, QueuedDelivery
+from astraea.storage.base import DeliveryQueueRepository, NewDelivery, QueuedDelivery
 from astraea.triggers.metrics import DropReason
 
 _log = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ class DeliveryQueue:
         self._horizon = 0  # the highest seq read or offered into memory
         self._complete = False  # memory holds every stored waiting delivery
         self._missed = 0  # offers left in storage (counted)
+        self._placeholders = 0  # the last placeholder key of an early delivery (negative)
+        self._stored_as: dict[int, int] = {}  # placeholder -> seq, while in flight
+        self._held = 0  # submitted, not started early, not offered yet: later ones wait too
         self._slots: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._grown = True  # rows were added since the last trim
@@ -101,8 +105,16 @@ class DeliveryQueue:
         self._grown = True
         self._wake.set()
 
-    def offer(self, stored: list[QueuedDelivery]) -> None:
-        """New deliveries were stored in this queue: these, with growing seqs."""
+    def hold(self) -> None:
+        """A delivery was submitted to be stored, then offered: none may start early first."""
+        self._held += 1
+
+    def offer(self, stored: list[QueuedDelivery], held: int = 0) -> None:
+        """New deliveries were stored in this queue: these, with growing seqs; `held` is how
+        many `hold`s this settles (stored or not)."""
+        self._held -= held
+        if not stored:
+            return
         if self._complete and len(self._waiting) + len(stored) <= _MEMORY_LIMIT:
             for delivery in stored:
                 self._waiting[delivery.seq] = delivery
@@ -111,6 +123,45 @@ class DeliveryQueue:
             self._complete = False
             self._missed += 1
         self.notify()
+
+    def start_early(self, new: NewDelivery) -> asyncio.Future[QueuedDelivery | None] | None:
+        """Starts `new` before it is stored, if the queue is idle; the caller resolves the
+        returned future with the stored row (None: not stored). None: not started."""
+        if (
+            self._runner is None
+            or self._held
+            or not self._complete
+            or self._waiting
+            or len(self._in_flight) >= self.rules.concurrency
+            or new.device_id in self._in_flight.values()
+        ):
+            return None
+        self._placeholders -= 1
+        key = self._placeholders
+        row = QueuedDelivery(
+            seq=key,
+            device_id=new.device_id,
+            trigger_id=new.trigger_id,
+            event=new.event,
+            enqueued_at=new.enqueued_at,
+            expires_at=new.expires_at,
+            attempts=0,
+            next_attempt_at=new.enqueued_at,
+        )
+        stored: asyncio.Future[QueuedDelivery | None] = asyncio.get_running_loop().create_future()
+        stored.add_done_callback(partial(self._early_stored, key))
+        self._start_slot(row, stored)
+        return stored
+
+    def _early_stored(self, key: int, stored: asyncio.Future[QueuedDelivery | None]) -> None:
+        """Swaps the placeholder for the seq at once, so storage reads skip the row."""
+        row = None if stored.cancelled() or stored.exception() else stored.result()
+        if row is None:
+            return
+        self._horizon = max(self._horizon, row.seq)
+        if key in self._in_flight:
+            self._in_flight[row.seq] = self._in_flight.pop(key)
+            self._stored_as[key] = row.seq
 
     async def stop(self) -> None:
         """Stops at once; deliveries in flight stay stored and resume on the next start."""
@@ -174,7 +225,8 @@ class DeliveryQueue:
                 skip_seqs=list(self._in_flight),
             )
             for row in rows:
-                self._waiting[row.seq] = row
+                if row.seq not in self._in_flight:  # an early one, stored since the read began
+                    self._waiting[row.seq] = row
             if rows:
                 self._horizon = rows[-1].seq
             # Deliveries offered while this read ran may have been stored after it.
@@ -197,15 +249,19 @@ class DeliveryQueue:
             self._start_slot(self._waiting.pop(seq))
         return len(started) < free
 
-    def _start_slot(self, row: QueuedDelivery) -> None:
+    def _start_slot(
+        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None = None
+    ) -> None:
         self._in_flight[row.seq] = row.device_id
-        task = asyncio.create_task(self._deliver(row))
+        task = asyncio.create_task(self._deliver(row, stored))
         self._slots.add(task)
         task.add_done_callback(self._slots.discard)
 
-    async def _deliver(self, row: QueuedDelivery) -> None:
+    async def _deliver(
+        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None
+    ) -> None:
         try:
-            await self._attempts(row)
+            await self._attempts(row, stored)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -214,34 +270,47 @@ class DeliveryQueue:
             _log.exception("trigger delivery %s of %s/%s failed", row.seq, self.realm, self.policy)
             await asyncio.sleep(_FAILURE_PAUSE)
         finally:
-            del self._in_flight[row.seq]
+            del self._in_flight[self._stored_as.pop(row.seq, row.seq)]
             self._wake.set()
 
-    async def _attempts(self, row: QueuedDelivery) -> None:
+    async def _attempts(
+        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None
+    ) -> None:
+        """`stored`: for an early delivery, its row once stored; storage calls wait for it."""
+
+        async def seq() -> int | None:
+            if stored is None:
+                return row.seq
+            stored_row = await asyncio.shield(stored)
+            return None if stored_row is None else stored_row.seq
+
         attempts, next_attempt_at = row.attempts, row.next_attempt_at
         while True:
             delay_ms = next_attempt_at - self._now_ms()
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
             if row.expires_at is not None and self._now_ms() >= row.expires_at:
-                await self._drop(row, DropReason.EXPIRED)
+                await self._drop(row, await seq(), DropReason.EXPIRED)
                 return
             outcome = await self._handler.attempt(self.realm, row)
             if isinstance(outcome, DropReason):
-                await self._drop(row, outcome)
+                await self._drop(row, await seq(), outcome)
                 return
             if 200 <= outcome < 400:
-                await self._repository.remove(row.seq)
+                if (stored_seq := await seq()) is not None:
+                    await self._repository.remove(stored_seq)
                 self._handler.delivered(self.realm, row)
                 return
             attempts += 1
             if self.rules.decide(outcome, attempts) is not Strategy.RETRY:
-                await self._drop(row, DropReason.DISCARDED)
+                await self._drop(row, await seq(), DropReason.DISCARDED)
                 return
             next_attempt_at = self._now_ms() + self._backoff_ms(attempts)
-            await self._repository.record_failure(row.seq, attempts, next_attempt_at)
+            if (stored_seq := await seq()) is not None:
+                await self._repository.record_failure(stored_seq, attempts, next_attempt_at)
             self._handler.retrying(self.realm, row)
 
-    async def _drop(self, row: QueuedDelivery, reason: DropReason) -> None:
-        await self._repository.remove(row.seq)
+    async def _drop(self, row: QueuedDelivery, seq: int | None, reason: DropReason) -> None:
+        if seq is not None:
+            await self._repository.remove(seq)
         self._handler.dropped(self.realm, row.trigger_id, reason)

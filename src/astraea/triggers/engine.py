@@ -1,8 +1,9 @@
 """The trigger engine: takes matched events from ingestion and delivers them through actions.
 
 `submit` never waits: it encodes the event and hands it to a writer task, which stores
-submissions in batches (one transaction each) and wakes the queues they went to. Queues are
-durable and per (realm, policy), as in Astarte:
+submissions in batches (one transaction each) and hands them to their queues. A queue with
+nothing waiting starts the delivery at once, while it is being stored (see `delivery_queue`).
+Queues are durable and per (realm, policy), as in Astarte:
 - HTTP actions with a policy go to the policy's queue, with its capacity, TTL, prefetch and
   error handlers;
 - HTTP actions without one go to `@default`: one attempt, errors dropped, as Astarte does;
@@ -95,7 +96,8 @@ class TriggerEngine:
         self._deliveries = _Deliveries(directory, metrics, self._settings, now_ms)
         self._queues: dict[tuple[str, str], DeliveryQueue] = {}
         self._policies: dict[tuple[str, str], Policy] = {}
-        self._inbox: list[NewDelivery] = []
+        # Submitted, to be stored; with the future of those the queue started early.
+        self._inbox: list[tuple[NewDelivery, asyncio.Future[QueuedDelivery | None] | None]] = []
         self._inbox_ready = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
@@ -152,7 +154,11 @@ class TriggerEngine:
         self._deliveries.remember(realm, event.parent_trigger_id, trigger)
         if policy is not None:
             self._policies[(realm, queue)] = policy
-        self._inbox.append(delivery)
+        target = self._queue(realm, queue, policy)
+        started = target.start_early(delivery)
+        if started is None:
+            target.hold()
+        self._inbox.append((delivery, started))
         self._inbox_ready.set()
 
     async def flush(self) -> None:
@@ -162,20 +168,27 @@ class TriggerEngine:
             if not batch:
                 return
             try:
-                stored = await self._repository.enqueue(batch)
+                stored = await self._repository.enqueue([delivery for delivery, _ in batch])
             except Exception:
                 _log.exception("could not store %d trigger deliveries", len(batch))
-                for delivery in batch:
-                    self._deliveries.dropped(
-                        delivery.realm, delivery.trigger_id, DropReason.UNDELIVERABLE
-                    )
-                return
-            by_queue: dict[tuple[str, str], list[QueuedDelivery]] = {}
-            for delivery, row in zip(batch, stored, strict=True):
+                stored = [None] * len(batch)
+                for delivery, started in batch:
+                    if started is None:  # an early one is being attempted all the same
+                        self._deliveries.dropped(
+                            delivery.realm, delivery.trigger_id, DropReason.UNDELIVERABLE
+                        )
+            held: dict[tuple[str, str], list[QueuedDelivery]] = {}
+            counts: dict[tuple[str, str], int] = {}
+            for (delivery, started), row in zip(batch, stored, strict=True):
+                if started is not None:
+                    started.set_result(row)
+                    continue
+                key = (delivery.realm, delivery.policy)
+                counts[key] = counts.get(key, 0) + 1
                 if row is not None:  # None: its realm is gone
-                    by_queue.setdefault((delivery.realm, delivery.policy), []).append(row)
-            for (realm, queue), rows in by_queue.items():
-                self._queue(realm, queue, self._policies.get((realm, queue))).offer(rows)
+                    held.setdefault(key, []).append(row)
+            for key, count in counts.items():
+                self._queues[key].offer(held.get(key, []), count)
 
     async def stop(self) -> None:
         """Stores what was submitted, then stops; undelivered events resume on `start`."""
