@@ -109,7 +109,7 @@ class DeliveryQueue:
         """A delivery was submitted to be stored, then offered: none may start early first."""
         self._held += 1
 
-    def offer(self, stored: list[QueuedDelivery], held: int = 0) -> None:
+    def offer(self, stored: list[QueuedDelivery], held: int) -> None:
         """New deliveries were stored in this queue: these, with growing seqs; `held` is how
         many `hold`s this settles (stored or not)."""
         self._held -= held
