@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -14,7 +13,7 @@ import typer
 from astraea.cli.api_client import DEFAULT_URL, ApiClient, describe_error
 from astraea.cli.appengine_data import cell, sample_table, snapshot_rows
 from astraea.cli.output import fail, print_json, print_table, print_text
-from astraea.cli.realm_access import RealmAccess
+from astraea.cli.realm_access import RealmAccess, RealmKeyOption, RealmOption, UrlOption
 from astraea.core.interface import ValueType
 from astraea.core.interface_parser import InterfaceValidationError, parse_interface
 from astraea.core.values import InvalidValueError, value_from_json
@@ -64,10 +63,8 @@ TypeOfValue = Annotated[
 @app.callback()
 def connection(
     ctx: typer.Context,
-    realm: Annotated[str | None, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")] = None,
-    url: Annotated[
-        str, typer.Option(envvar="ASTRAEA_URL", help="Platform base URL.")
-    ] = DEFAULT_URL,
+    realm: RealmOption = None,
+    url: UrlOption = DEFAULT_URL,
     token: Annotated[
         str | None,
         typer.Option(
@@ -75,10 +72,7 @@ def connection(
             help="An AppEngine JWT (data-snapshot also needs the Realm Management claim).",
         ),
     ] = None,
-    private_key: Annotated[
-        Path | None,
-        typer.Option(envvar="ASTRAEA_REALM_KEY", help="The realm's private key to sign tokens."),
-    ] = None,
+    private_key: RealmKeyOption = None,
 ) -> None:
     access = RealmAccess(url, realm, token, private_key, "ASTRAEA_APPENGINE_TOKEN")
     ctx.obj = _AppEngine(access)

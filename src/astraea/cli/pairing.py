@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
@@ -10,7 +9,7 @@ import typer
 
 from astraea.cli.api_client import DEFAULT_URL, ApiClient
 from astraea.cli.output import fail, print_json, print_text
-from astraea.cli.realm_access import RealmAccess
+from astraea.cli.realm_access import RealmAccess, RealmKeyOption, RealmOption, UrlOption
 from astraea.core.payloads import InvalidIntrospection, decode_introspection
 
 app = typer.Typer(no_args_is_help=True)
@@ -25,17 +24,12 @@ DeviceId = Annotated[str, typer.Argument(metavar="DEVICE_ID")]
 @app.callback()
 def connection(
     ctx: typer.Context,
-    realm: Annotated[str | None, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")] = None,
-    url: Annotated[
-        str, typer.Option(envvar="ASTRAEA_URL", help="Platform base URL.")
-    ] = DEFAULT_URL,
+    realm: RealmOption = None,
+    url: UrlOption = DEFAULT_URL,
     token: Annotated[
         str | None, typer.Option(envvar="ASTRAEA_PAIRING_TOKEN", help="A Pairing JWT.")
     ] = None,
-    private_key: Annotated[
-        Path | None,
-        typer.Option(envvar="ASTRAEA_REALM_KEY", help="The realm's private key to sign a token."),
-    ] = None,
+    private_key: RealmKeyOption = None,
 ) -> None:
     ctx.obj = RealmAccess(url, realm, token, private_key, "ASTRAEA_PAIRING_TOKEN")
 

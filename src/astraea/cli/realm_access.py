@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from astraea.cli.api_client import ApiClient
 from astraea.cli.output import fail
+
+# The options every realm-scoped group takes besides its own token option.
+RealmOption = Annotated[str | None, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")]
+UrlOption = Annotated[str, typer.Option(envvar="ASTRAEA_URL", help="Platform base URL.")]
+RealmKeyOption = Annotated[
+    Path | None,
+    typer.Option(envvar="ASTRAEA_REALM_KEY", help="The realm's private key to sign tokens."),
+]
 
 
 @dataclass(frozen=True, slots=True)

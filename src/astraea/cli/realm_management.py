@@ -13,7 +13,7 @@ from rich.progress import track
 
 from astraea.cli.api_client import DEFAULT_URL, ApiClient
 from astraea.cli.output import fail, print_json, print_table, print_text
-from astraea.cli.realm_access import RealmAccess
+from astraea.cli.realm_access import RealmAccess, RealmKeyOption, RealmOption, UrlOption
 from astraea.core.interface import Interface
 from astraea.core.interface_parser import InterfaceValidationError, parse_interface
 
@@ -25,17 +25,12 @@ app.add_typer(interfaces, name="interfaces")
 @app.callback()
 def connection(
     ctx: typer.Context,
-    realm: Annotated[str | None, typer.Option(envvar="ASTRAEA_REALM", help="Realm name.")] = None,
-    url: Annotated[
-        str, typer.Option(envvar="ASTRAEA_URL", help="Platform base URL.")
-    ] = DEFAULT_URL,
+    realm: RealmOption = None,
+    url: UrlOption = DEFAULT_URL,
     token: Annotated[
         str | None, typer.Option(envvar="ASTRAEA_REALM_TOKEN", help="A Realm Management JWT.")
     ] = None,
-    private_key: Annotated[
-        Path | None,
-        typer.Option(envvar="ASTRAEA_REALM_KEY", help="The realm's private key to sign a token."),
-    ] = None,
+    private_key: RealmKeyOption = None,
 ) -> None:
     ctx.obj = _Realm(RealmAccess(url, realm, token, private_key, "ASTRAEA_REALM_TOKEN"))
 
