@@ -93,6 +93,12 @@ class _AppEngine:
     def values_path(self, device: str, by_alias: bool, interface: str, path: str = "") -> str:
         return f"{self.device_path(device, by_alias)}/interfaces/{quote(interface)}{quote(path)}"
 
+    def write_value(
+        self, method: str, device: str, by_alias: bool, interface: str, path: str, value: Any
+    ) -> None:
+        """POST (datastream) or PUT (property) one value to a device's interface path."""
+        self.client.call(method, self.values_path(device, by_alias, interface, path), data=value)
+
     def listing(self, path: str, params: dict[str, str], *, follow: bool) -> Any:
         """A GET's `data`; a list is completed, when `follow`, by the pages `links.next` leads
         to (AppEngine pages device lists and long sample lists)."""
@@ -250,11 +256,7 @@ def send_data(
 ) -> None:
     """Send a value on a server-owned datastream (for an object, its JSON at the object path)."""
     engine: _AppEngine = ctx.obj
-    engine.client.call(
-        "POST",
-        engine.values_path(device, alias, interface, path),
-        data=_parse_value(value, value_type),
-    )
+    engine.write_value("POST", device, alias, interface, path, _parse_value(value, value_type))
     print_text(f"Sent to {interface}{path}.")
 
 
@@ -270,11 +272,7 @@ def set_property(
 ) -> None:
     """Set a server-owned property; a disconnected device receives it when it reconnects."""
     engine: _AppEngine = ctx.obj
-    engine.client.call(
-        "PUT",
-        engine.values_path(device, alias, interface, path),
-        data=_parse_value(value, value_type),
-    )
+    engine.write_value("PUT", device, alias, interface, path, _parse_value(value, value_type))
     print_text(f"Set {interface}{path}.")
 
 
