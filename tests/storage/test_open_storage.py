@@ -1,56 +1,19 @@
-from __future__ import annotations
+"""`open_storage` picks the backend from the URL's scheme and never repeats the URL."""
 
-import sqlite3
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 
 from astraea.storage import open_storage
-from astraea.storage.base import StorageError
-from astraea.storage.sqlite import database_path
-
-
-def test_sqlite_url_names_an_absolute_file() -> None:
-    assert database_path("sqlite:///var/lib/astraea/astraea.db") == Path(
-        "/var/lib/astraea/astraea.db"
-    )
-    assert database_path("sqlite:///data/my%20files/a.db") == Path("/data/my files/a.db")
 
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "sqlite://relative.db",  # a host, not a path
-        "sqlite:relative.db",
-        "sqlite:///",
-        "sqlite:///data/a.db?mode=ro",
-        "sqlite:///data/a.db#x",
-    ],
+    ["mysql://admin:s3cret@db/astraea", "postgresq://admin:s3cret@db/x", "/data/astraea.db", ""],
 )
-def test_unclear_sqlite_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="sqlite"):
-        database_path(url)
-
-
-@pytest.mark.parametrize("url", ["postgresql://admin:s3cret@db/astraea", "/data/astraea.db", ""])
 async def test_unknown_schemes_are_refused_without_echoing_the_url(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported storage URL scheme") as raised:
         await open_storage(url)
     assert "s3cret" not in str(raised.value)
     assert "sqlite:///absolute/path/to/file.db" in str(raised.value)
-
-
-async def test_a_missing_folder_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match="folder does not exist"):
-        await open_storage(f"sqlite://{tmp_path}/missing/astraea.db")
-    assert not (tmp_path / "missing").exists()
-
-
-async def test_an_sqlite_without_strict_tables_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
-
-    with pytest.raises(StorageError, match=r"SQLite 3\.37\.0 or newer"):
-        await open_storage(f"sqlite://{tmp_path}/astraea.db")
-    assert list(tmp_path.iterdir()) == []
+    assert "postgresql://user:password@host:port/database" in str(raised.value)

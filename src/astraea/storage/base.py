@@ -7,12 +7,15 @@ a URL, so adding a backend means adding one module and one branch there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from astraea.core.interface import Aggregation, Interface
+from astraea.core.sessions import SessionMessage, StoredSession
+from astraea.core.trigger_deliveries import NewDelivery as NewDelivery
+from astraea.core.trigger_deliveries import QueuedDelivery as QueuedDelivery
 from astraea.core.trigger_policies import Policy
 from astraea.core.triggers import InstalledTrigger, Trigger
 
@@ -130,6 +133,11 @@ class Device:
     groups: list[str] = field(default_factory=list)
     pending_empty_cache: bool = False
     deletion_in_progress: bool = False
+    # The transport node the device is (or was last) connected through; "" if not known.
+    connection_node: str = ""
+    # What the device declared on its capabilities topic, e.g.
+    # {"purge_properties_compression_format": "plaintext"}; empty when it declared nothing.
+    capabilities: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -198,21 +206,86 @@ class DeviceRepository(Protocol):
     ) -> None:
         """Replaces the current introspection; interfaces leaving it become previous ones."""
 
-    async def mark_connected(self, realm: str, device_id: str, ip: str, now: datetime) -> None: ...
+    async def mark_connected(
+        self, realm: str, device_id: str, ip: str, now: datetime, node: str = ""
+    ) -> None:
+        """The device is connected through transport node `node`."""
 
-    async def mark_disconnected(self, realm: str, device_id: str, now: datetime) -> None: ...
+    async def mark_disconnected(
+        self, realm: str, device_id: str, now: datetime, node: str | None = None
+    ) -> bool:
+        """Marks a connected device disconnected; with `node`, only if it is connected
+        through that node (it may have reconnected through another since). True when it
+        was connected and now is not."""
+
+    async def connected_through(self, node: str) -> list[tuple[str, str]]:
+        """(realm, device id) of every device connected through `node`."""
+
+    async def set_capabilities(
+        self, realm: str, device_id: str, capabilities: dict[str, str]
+    ) -> None: ...
 
     async def set_pending_empty_cache(self, realm: str, device_id: str, value: bool) -> None: ...
 
     async def add_traffic(self, updates: list[TrafficUpdate]) -> None:
         """Adds message and byte counts in one write; called in batches from ingestion."""
 
-    async def clear_stale_connections(self) -> None:
-        """Marks every device disconnected; run at start-up, when no connection survives."""
+
+class NodeRepository(Protocol):
+    """Liveness of transport nodes: each writes a heartbeat; a node whose heartbeat stops is
+    dead, and whoever notices first cleans up after it (its devices, its sessions)."""
+
+    async def heartbeat(self, node: str, now: datetime) -> None: ...
+
+    async def claim_dead(self, last_seen_before: datetime) -> list[str]:
+        """Removes and returns the nodes last seen before the instant; each dead node is
+        returned to exactly one caller, even when several ask at once."""
+
+
+class SessionRepository(Protocol):
+    """Persistent MQTT sessions (`astraea.core.sessions`), one per device.
+
+    The owner is the node that holds the device: it keeps the session in memory while it
+    does, and writes it back when the device leaves. Only unowned sessions take messages in
+    storage, so a message is never appended behind the back of a node that holds the device.
+    """
+
+    async def get(self, realm: str, device_id: str) -> StoredSession | None: ...
+
+    async def take(self, realm: str, device_id: str, node: str) -> StoredSession | None:
+        """Makes `node` the owner and hands it the session, queued messages included (they
+        leave storage); None, and nothing changes, when the device has no session."""
+
+    async def create(
+        self, realm: str, device_id: str, node: str, subscriptions: dict[str, int]
+    ) -> None:
+        """A new session owned by `node`, replacing any previous one."""
+
+    async def save_subscriptions(
+        self, realm: str, device_id: str, node: str, subscriptions: dict[str, int]
+    ) -> bool:
+        """Stores the subscriptions if `node` still owns the session."""
+
+    async def release(self, realm: str, device_id: str, node: str, session: StoredSession) -> bool:
+        """Writes the session back unowned (`session.owner` is ignored); False (nothing
+        written) if `node` does not own it."""
+
+    async def enqueue(
+        self, realm: str, device_id: str, message: SessionMessage, *, max_queued: int
+    ) -> bool:
+        """Appends to an unowned session's queue (past `max_queued` the oldest messages go);
+        False when there is no session or a node owns it."""
+
+    async def discard(self, realm: str, device_id: str) -> None: ...
+
+    async def release_node(self, node: str) -> int:
+        """Sessions owned by a dead node become unowned; returns how many."""
 
 
 class Storage(Protocol):
     delivery_queue: DeliveryQueueRepository
+    nodes: NodeRepository
+    sessions: SessionRepository
     realms: RealmRepository
     interfaces: InterfaceRepository
     devices: DeviceRepository
@@ -292,6 +365,10 @@ class StoredSample:
     reception_timestamp: datetime
 
 
+# Computes the deliveries of a batch from the property changes of its writes (`apply`'s result).
+DeliveriesFor = Callable[[Sequence[tuple[PropertyChange, ...]]], Sequence[NewDelivery]]
+
+
 class ValueRepository(Protocol):
     """Device interface values. Expired samples are never returned, whether purged or not;
     reads take `now` to decide what has expired."""
@@ -300,6 +377,15 @@ class ValueRepository(Protocol):
         """Applies the writes in order in one transaction (one commit for a whole ingestion
         batch) and registers the datastream paths written. Returns, for each write, the
         property changes it made: none for samples and for properties set to their value."""
+
+    async def apply_and_queue(
+        self, writes: Sequence[ValueWrite], deliveries_for: DeliveriesFor
+    ) -> tuple[list[tuple[PropertyChange, ...]], list[QueuedDelivery | None]]:
+        """`apply`, then, in the same transaction, queues the trigger deliveries that
+        `deliveries_for` derives from the property changes (as `DeliveryQueueRepository.
+        enqueue` does): ingestion's outbox, so that a message's values and the trigger events
+        they fire become durable together. `deliveries_for` may run on another thread and
+        must only compute; with no writes and no deliveries nothing is written at all."""
 
     async def list_properties(
         self, realm: str, device_id: str, interface_name: str, major: int
@@ -395,36 +481,6 @@ class PolicyRepository(Protocol):
         """False if there was no such policy; raises PolicyInUse while triggers name it."""
 
 
-# Queues of trigger deliveries. A queue is named by its policy; names starting with `@` are
-# reserved for the engine's own queues (`@default`: triggers without a policy; `@amqp`: AMQP
-# actions), so they never collide with a user policy. Times are milliseconds since the epoch.
-
-
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    realm: str
-    policy: str
-    device_id: str  # canonical id
-    trigger_id: uuid.UUID
-    simple_trigger_id: uuid.UUID
-    event_type: str  # e.g. `incoming_data_event`
-    event: bytes  # the encoded SimpleEvent
-    enqueued_at: int
-    expires_at: int | None  # None: no TTL
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedDelivery:
-    seq: int  # orders the queue and identifies the delivery
-    device_id: str
-    trigger_id: uuid.UUID
-    event: bytes
-    enqueued_at: int
-    expires_at: int | None
-    attempts: int  # failed attempts so far
-    next_attempt_at: int
-
-
 class DeliveryQueueRepository(Protocol):
     """Durable FIFO queues of trigger deliveries, one per (realm, policy).
 
@@ -466,3 +522,10 @@ class DeliveryQueueRepository(Protocol):
     ) -> list[tuple[int, uuid.UUID]]:
         """Removes deliveries whose `expires_at` <= `now`; returns their seqs and trigger
         ids."""
+
+    async def lease(self, realm: str, policy: str, owner: str, *, now: int, ttl: int) -> bool:
+        """Takes or renews the right to deliver the queue until `now + ttl` (ms): True when
+        `owner` holds it, whether it was free, expired or already its own."""
+
+    async def release_lease(self, realm: str, policy: str, owner: str) -> None:
+        """Gives the queue up, if `owner` holds it."""

@@ -38,6 +38,14 @@ LIMIT ?
 
 _DELETE = "DELETE FROM trigger_deliveries WHERE seq = ?"
 
+# Taken when free, expired or already the owner's; the WHERE of an upsert leaves a live lease
+# of someone else untouched (0 rows changed).
+_LEASE = """
+INSERT INTO trigger_queue_leases (realm, policy, owner, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (realm, policy) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE trigger_queue_leases.owner = ? OR trigger_queue_leases.expires_at <= ?
+"""
+
 _TRIM = """
 DELETE FROM trigger_deliveries WHERE seq IN (
     SELECT seq FROM trigger_deliveries
@@ -68,10 +76,7 @@ class SqliteDeliveryQueueRepository:
         self._remover: asyncio.Task[None] | None = None
 
     async def enqueue(self, deliveries: Sequence[NewDelivery]) -> list[QueuedDelivery | None]:
-        def work(connection: sqlite3.Connection) -> list[QueuedDelivery | None]:
-            return [_stored(connection, delivery) for delivery in deliveries]
-
-        return await self._database.run(work)
+        return await self._database.run(partial(store_deliveries, deliveries))
 
     async def queues(self) -> list[tuple[str, str]]:
         rows = await self._database.fetch_all(
@@ -144,6 +149,19 @@ class SqliteDeliveryQueueRepository:
             rows = await tx.fetch_all(sql, (now, realm, policy, *skip_seqs))
         return _removed(rows)
 
+    async def lease(self, realm: str, policy: str, owner: str, *, now: int, ttl: int) -> bool:
+        async with self._database.transaction() as tx:
+            if await tx.fetch_one("SELECT 1 FROM realms WHERE name = ?", (realm,)) is None:
+                return False
+            taken = await tx.execute(_LEASE, (realm, policy, owner, now + ttl, owner, now))
+        return taken > 0
+
+    async def release_lease(self, realm: str, policy: str, owner: str) -> None:
+        await self._database.execute(
+            "DELETE FROM trigger_queue_leases WHERE realm = ? AND policy = ? AND owner = ?",
+            (realm, policy, owner),
+        )
+
 
 def _placeholders(items: Sequence[object]) -> str:
     # `NOT IN ()` is valid SQLite and excludes nothing.
@@ -162,6 +180,13 @@ def _params(delivery: NewDelivery) -> dict[str, object]:
         "enqueued_at": delivery.enqueued_at,
         "expires_at": delivery.expires_at,
     }
+
+
+def store_deliveries(
+    deliveries: Sequence[NewDelivery], connection: sqlite3.Connection
+) -> list[QueuedDelivery | None]:
+    """Inserts the deliveries on the database thread, inside the caller's transaction."""
+    return [_stored(connection, delivery) for delivery in deliveries]
 
 
 def _stored(connection: sqlite3.Connection, delivery: NewDelivery) -> QueuedDelivery | None:

@@ -9,6 +9,7 @@ transaction, so a device is never assembled from rows of two different moments.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from astraea.storage.base import (
     RegistrationLimitReached,
     TrafficUpdate,
 )
-from astraea.storage.sqlite.connection import Database, Executor, Params
+from astraea.storage.sqlite.connection import Database, Executor, Params, fetch_one
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)  # built once: ingestion converts every sample's times
@@ -234,20 +235,54 @@ class SqliteDeviceRepository:
             await _ensure_device(tx, realm, raw, device_id)
             await _replace_introspection(tx, realm, raw, introspection)
 
-    async def mark_connected(self, realm: str, device_id: str, ip: str, now: datetime) -> None:
+    async def mark_connected(
+        self, realm: str, device_id: str, ip: str, now: datetime, node: str = ""
+    ) -> None:
         await self._update_device(
             device_id,
-            "UPDATE devices SET connected = 1, last_connection = ?, last_seen_ip = ?"
-            " WHERE realm = ? AND device_id = ?",
-            (_micros(now), ip, realm, decode_device_id(device_id)),
+            "UPDATE devices SET connected = 1, last_connection = ?, last_seen_ip = ?,"
+            " connection_node = ? WHERE realm = ? AND device_id = ?",
+            (_micros(now), ip, node, realm, decode_device_id(device_id)),
         )
 
-    async def mark_disconnected(self, realm: str, device_id: str, now: datetime) -> None:
+    async def mark_disconnected(
+        self, realm: str, device_id: str, now: datetime, node: str | None = None
+    ) -> bool:
+        key = (realm, decode_device_id(device_id))
+
+        def update(connection: sqlite3.Connection) -> bool | None:
+            changed = connection.execute(
+                "UPDATE devices SET connected = 0, last_disconnection = ?"
+                " WHERE realm = ? AND device_id = ? AND connected = 1"
+                " AND (? IS NULL OR connection_node = ?)",
+                (_micros(now), *key, node, node),
+            ).rowcount
+            if changed:
+                return True
+            exists = fetch_one(
+                connection, "SELECT 1 FROM devices WHERE realm = ? AND device_id = ?", key
+            )
+            return None if exists is None else False
+
+        changed = await self._database.run(update)
+        if changed is None:
+            raise NotFound(f"device {device_id} not found")
+        return changed
+
+    async def connected_through(self, node: str) -> list[tuple[str, str]]:
+        rows = await self._database.fetch_all(
+            "SELECT realm, device_id FROM devices WHERE connected = 1 AND connection_node = ?",
+            (node,),
+        )
+        return [(row["realm"], encode_device_id(row["device_id"])) for row in rows]
+
+    async def set_capabilities(
+        self, realm: str, device_id: str, capabilities: dict[str, str]
+    ) -> None:
         await self._update_device(
             device_id,
-            "UPDATE devices SET connected = 0, last_disconnection = ?"
-            " WHERE realm = ? AND device_id = ?",
-            (_micros(now), realm, decode_device_id(device_id)),
+            "UPDATE devices SET capabilities = ? WHERE realm = ? AND device_id = ?",
+            (json.dumps(capabilities, sort_keys=True), realm, decode_device_id(device_id)),
         )
 
     async def set_pending_empty_cache(self, realm: str, device_id: str, value: bool) -> None:
@@ -282,9 +317,6 @@ class SqliteDeviceRepository:
             connection.executemany(_ADD_INTERFACE_TRAFFIC, interface_rows)
 
         await self._database.run(write)
-
-    async def clear_stale_connections(self) -> None:
-        await self._database.execute("UPDATE devices SET connected = 0 WHERE connected = 1")
 
     async def _update_device(self, device_id: str, sql: str, params: Params) -> None:
         if not await self._database.execute(sql, params):
@@ -392,6 +424,8 @@ def _device(realm: str, row: sqlite3.Row) -> Device:
         total_received_bytes=row["total_received_bytes"],
         pending_empty_cache=bool(row["pending_empty_cache"]),
         deletion_in_progress=bool(row["deletion_in_progress"]),
+        connection_node=row["connection_node"],
+        capabilities=json.loads(row["capabilities"]) if row["capabilities"] else {},
     )
 
 

@@ -8,8 +8,10 @@ from astraea.storage.base import (
     DeliveryQueueRepository,
     DeviceRepository,
     InterfaceRepository,
+    NodeRepository,
     PolicyRepository,
     RealmRepository,
+    SessionRepository,
     TriggerRepository,
     ValueRepository,
 )
@@ -18,8 +20,10 @@ from astraea.storage.sqlite.delivery_queue import SqliteDeliveryQueueRepository
 from astraea.storage.sqlite.devices import SqliteDeviceRepository
 from astraea.storage.sqlite.interfaces import SqliteInterfaceRepository
 from astraea.storage.sqlite.migrator import migrate, shipped_migrations
+from astraea.storage.sqlite.nodes import SqliteNodeRepository
 from astraea.storage.sqlite.policies import SqlitePolicyRepository
 from astraea.storage.sqlite.realms import SqliteRealmRepository
+from astraea.storage.sqlite.sessions import SqliteSessionRepository
 from astraea.storage.sqlite.triggers import SqliteTriggerRepository
 from astraea.storage.sqlite.values import SqliteValueRepository
 
@@ -34,6 +38,8 @@ class SqliteStorage:
         self.policies: PolicyRepository = SqlitePolicyRepository(database)
         self.devices: DeviceRepository = SqliteDeviceRepository(database)
         self.values: ValueRepository = SqliteValueRepository(database)
+        self.nodes: NodeRepository = SqliteNodeRepository(database)
+        self.sessions: SessionRepository = SqliteSessionRepository(database)
 
     async def close(self) -> None:
         await self._database.close()

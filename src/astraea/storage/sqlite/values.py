@@ -12,9 +12,9 @@ each reading the value it replaces so callers learn what changed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, cast
 
 import bson
@@ -24,14 +24,17 @@ from astraea.core.device_id import decode_device_id
 from astraea.core.interface import Aggregation
 from astraea.storage.base import (
     DatastreamSample,
+    DeliveriesFor,
     PropertyChange,
     PropertyPurge,
     PropertyWrite,
+    QueuedDelivery,
     StoredProperty,
     StoredSample,
     ValueWrite,
 )
 from astraea.storage.sqlite.connection import Database, fetch_one
+from astraea.storage.sqlite.delivery_queue import store_deliveries
 from astraea.storage.sqlite.devices import _micros, _moment
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
@@ -97,30 +100,23 @@ class SqliteValueRepository:
         self._database = database
 
     async def apply(self, writes: Sequence[ValueWrite]) -> list[tuple[PropertyChange, ...]]:
-        samples: dict[Aggregation, list[_SampleRow]] = {kind: [] for kind in _TABLES}
-        paths: dict[_PathKey, tuple[int, int | None]] = {}
-        others: list[tuple[int, PropertyWrite | PropertyPurge]] = []
-        for index, write in enumerate(writes):
-            if isinstance(write, DatastreamSample):
-                _add_sample(write, samples[write.aggregation], paths)
-            else:
-                others.append((index, write))
+        return await self._database.run(_applier(writes))
 
-        def work(connection: sqlite3.Connection) -> list[tuple[PropertyChange, ...]]:
-            changes = [_NO_CHANGES] * len(writes)
-            for index, write in others:
-                if isinstance(write, PropertyWrite):
-                    changes[index] = _write_property(connection, write)
-                else:
-                    changes[index] = _purge_properties(connection, write)
-            for aggregation, rows in samples.items():
-                if rows:
-                    connection.executemany(_INSERT_SAMPLES[aggregation], rows)
-            if paths:
-                connection.executemany(
-                    _UPSERT_PATH, [(*key, *lifetime) for key, lifetime in paths.items()]
-                )
-            return changes
+    async def apply_and_queue(
+        self, writes: Sequence[ValueWrite], deliveries_for: DeliveriesFor
+    ) -> tuple[list[tuple[PropertyChange, ...]], list[QueuedDelivery | None]]:
+        if not writes:
+            deliveries = deliveries_for([])
+            if not deliveries:
+                return [], []
+            return [], await self._database.run(partial(store_deliveries, deliveries))
+        apply = _applier(writes)
+
+        def work(
+            connection: sqlite3.Connection,
+        ) -> tuple[list[tuple[PropertyChange, ...]], list[QueuedDelivery | None]]:
+            changes = apply(connection)
+            return changes, store_deliveries(deliveries_for(changes), connection)
 
         return await self._database.run(work)
 
@@ -220,6 +216,39 @@ def _raw_id(device_id: str) -> bytes:
     """The id's 16 bytes, remembered for the devices currently sending (every sample needs
     them and decoding costs more than the rest of the row)."""
     return decode_device_id(device_id)
+
+
+def _applier(
+    writes: Sequence[ValueWrite],
+) -> Callable[[sqlite3.Connection], list[tuple[PropertyChange, ...]]]:
+    """The database-thread work of `apply`: property writes in order, each reading the value
+    it replaces, then the samples with one `executemany` per table and one for the paths."""
+    samples: dict[Aggregation, list[_SampleRow]] = {kind: [] for kind in _TABLES}
+    paths: dict[_PathKey, tuple[int, int | None]] = {}
+    others: list[tuple[int, PropertyWrite | PropertyPurge]] = []
+    for index, write in enumerate(writes):
+        if isinstance(write, DatastreamSample):
+            _add_sample(write, samples[write.aggregation], paths)
+        else:
+            others.append((index, write))
+
+    def work(connection: sqlite3.Connection) -> list[tuple[PropertyChange, ...]]:
+        changes = [_NO_CHANGES] * len(writes)
+        for index, write in others:
+            if isinstance(write, PropertyWrite):
+                changes[index] = _write_property(connection, write)
+            else:
+                changes[index] = _purge_properties(connection, write)
+        for aggregation, rows in samples.items():
+            if rows:
+                connection.executemany(_INSERT_SAMPLES[aggregation], rows)
+        if paths:
+            connection.executemany(
+                _UPSERT_PATH, [(*key, *lifetime) for key, lifetime in paths.items()]
+            )
+        return changes
+
+    return work
 
 
 def _add_sample(

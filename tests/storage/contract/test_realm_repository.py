@@ -1,3 +1,5 @@
+"""RealmRepository contract: round trips, uniqueness, updates, deletion."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,12 +1,11 @@
-"""SqliteDeviceRepository against real database files."""
+"""DeviceRepository contract: registration, listing, status, aliases, attributes, traffic."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from storage_support import RawTables, insert
 
 from astraea.core.device_id import decode_device_id, encode_device_id
 from astraea.storage import open_storage
@@ -130,19 +129,28 @@ async def test_list_pages_in_id_order_with_a_cursor(storage: Storage, realm: str
 
 
 async def test_list_page_assembles_full_devices(
-    storage: Storage, realm: str, raw_sql: sqlite3.Connection
+    storage: Storage, realm: str, raw_tables: RawTables
 ) -> None:
     for device_id in (DEV_A, DEV_B, DEV_C):
         await storage.devices.register(realm, device_id, "h", {"org.x.I": (0, 1)}, T0)
     await storage.devices.update_aliases(realm, DEV_B, {"name": "bee"})
     await storage.devices.update_attributes(realm, DEV_C, {"k": "v"})
-    raw_sql.execute(
-        "INSERT INTO group_members VALUES (?, ?, 'g2', 1), (?, ?, 'g1', 2)",
-        (realm, decode_device_id(DEV_A), realm, decode_device_id(DEV_A)),
-    )
-    raw_sql.execute(
-        "INSERT INTO device_deletions (realm, device_id, started_at) VALUES (?, ?, 1)",
-        (realm, decode_device_id(DEV_C)),
+    # No repository writes groups or deletions yet.
+    for group, insertion_id in (("g2", 1), ("g1", 2)):
+        await insert(
+            raw_tables,
+            "group_members",
+            {
+                "realm": realm,
+                "device_id": decode_device_id(DEV_A),
+                "group_name": group,
+                "insertion_id": insertion_id,
+            },
+        )
+    await insert(
+        raw_tables,
+        "device_deletions",
+        {"realm": realm, "device_id": decode_device_id(DEV_C), "started_at": 1},
     )
 
     page = await storage.devices.list_page(realm, 10, None)
@@ -186,8 +194,44 @@ async def test_connection_state_and_flags(storage: Storage, realm: str) -> None:
     assert (disconnected.connected, disconnected.last_disconnection) == (False, later)
 
     await storage.devices.mark_connected(realm, DEV_A, "10.0.0.3", later)
-    await storage.devices.clear_stale_connections()
-    assert await storage.devices.count(realm) == (1, 0)
+    assert await storage.devices.count(realm) == (1, 1)
+
+
+async def test_connections_carry_their_node(storage: Storage, realm: str) -> None:
+    for device in (DEV_A, DEV_B, DEV_C):
+        await storage.devices.register(realm, device, "h", {}, T0)
+    await storage.devices.mark_connected(realm, DEV_A, "10.0.0.1", T0, "node-1")
+    await storage.devices.mark_connected(realm, DEV_B, "10.0.0.2", T0, "node-1")
+    await storage.devices.mark_connected(realm, DEV_C, "10.0.0.3", T0, "node-2")
+    device = await storage.devices.get(realm, DEV_A)
+    assert device is not None and device.connection_node == "node-1"
+    assert sorted(await storage.devices.connected_through("node-1")) == sorted(
+        [(realm, DEV_A), (realm, DEV_B)]
+    )
+
+    # B moved to node-2: a late disconnection from node-1 changes nothing.
+    await storage.devices.mark_connected(realm, DEV_B, "10.0.0.2", T0, "node-2")
+    assert not await storage.devices.mark_disconnected(realm, DEV_B, T0, "node-1")
+    assert await storage.devices.count(realm) == (3, 3)
+    assert await storage.devices.mark_disconnected(realm, DEV_B, T0, "node-2")
+    assert not await storage.devices.mark_disconnected(realm, DEV_B, T0, "node-2")  # already
+    assert await storage.devices.mark_disconnected(realm, DEV_A, T0)  # any node
+    assert await storage.devices.connected_through("node-1") == []
+    assert await storage.devices.count(realm) == (3, 1)
+    with pytest.raises(NotFound):
+        await storage.devices.mark_disconnected(realm, _id(999), T0, "node-1")
+
+
+async def test_capabilities_are_kept(storage: Storage, realm: str) -> None:
+    await storage.devices.register(realm, DEV_A, "h", {}, T0)
+    device = await storage.devices.get(realm, DEV_A)
+    assert device is not None and device.capabilities == {}
+    capabilities = {"purge_properties_compression_format": "plaintext"}
+    await storage.devices.set_capabilities(realm, DEV_A, capabilities)
+    device = await storage.devices.get(realm, DEV_A)
+    assert device is not None and device.capabilities == capabilities
+    with pytest.raises(NotFound):
+        await storage.devices.set_capabilities(realm, DEV_B, capabilities)
 
 
 async def test_record_credentials_keeps_the_first_request_time(
@@ -295,12 +339,12 @@ async def test_introspection_changes_keep_previous_interfaces_and_counters(
     assert not await storage.interfaces.is_used_by_devices(realm, "org.x.B", 1)
 
 
-async def test_devices_survive_reopen(db_path: Path, storage: Storage, realm: str) -> None:
+async def test_devices_survive_reopen(storage_url: str, storage: Storage, realm: str) -> None:
     await _confirmed(storage, realm, DEV_A)
     await storage.devices.update_aliases(realm, DEV_A, {"name": "kept"})
     await storage.close()
 
-    reopened = await open_storage(f"sqlite://{db_path}")
+    reopened = await open_storage(storage_url)
     try:
         device = await reopened.devices.get(realm, DEV_A)
         assert device is not None

@@ -1,15 +1,20 @@
+"""InterfaceRepository contract: installs, minor updates, listings, collisions, use."""
+
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
+from storage_support import RawTables
 
+from astraea.core.device_id import decode_device_id, encode_device_id
 from astraea.core.interface import Aggregation, Interface
 from astraea.storage.base import AlreadyExists, NotFound, Realm, Storage
 
-DEVICE_A = bytes(range(16))
-DEVICE_B = bytes(range(16, 32))
+DEVICE_A = encode_device_id(bytes(range(16)))
+DEVICE_B = encode_device_id(bytes(range(16, 32)))
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 InterfaceFactory = Callable[..., Interface]
 
@@ -154,37 +159,15 @@ async def test_delete_reports_whether_the_major_was_installed(
     assert await storage.interfaces.list_majors(realm, "org.example.Sensors") == [1]
 
 
-def _add_device(raw_sql: sqlite3.Connection, realm: str, device_id: bytes) -> None:
-    raw_sql.execute("INSERT INTO devices (realm, device_id) VALUES (?, ?)", (realm, device_id))
-
-
-def _declare(
-    raw_sql: sqlite3.Connection,
-    realm: str,
-    device_id: bytes,
-    name: str,
-    major: int,
-    *,
-    in_introspection: bool,
-) -> None:
-    raw_sql.execute(
-        "INSERT INTO device_interfaces"
-        " (realm, device_id, interface_name, major, minor, in_introspection)"
-        " VALUES (?, ?, ?, ?, 1, ?)",
-        (realm, device_id, name, major, in_introspection),
-    )
-
-
 async def test_is_used_by_devices_follows_current_introspections(
-    storage: Storage, realm: str, raw_sql: sqlite3.Connection
+    storage: Storage, realm: str, raw_tables: RawTables
 ) -> None:
     await storage.realms.create(Realm(name="other", jwt_public_key_pem="pem"))
-    for owner in (realm, "other"):
-        _add_device(raw_sql, owner, DEVICE_A)
-    _add_device(raw_sql, realm, DEVICE_B)
-    _declare(raw_sql, realm, DEVICE_A, "org.example.Current", 0, in_introspection=True)
-    _declare(raw_sql, realm, DEVICE_B, "org.example.Previous", 0, in_introspection=False)
-    _declare(raw_sql, "other", DEVICE_A, "org.example.Elsewhere", 0, in_introspection=True)
+    register = storage.devices.register
+    await register(realm, DEVICE_A, "h", {"org.example.Current": (0, 1)}, T0)
+    await register(realm, DEVICE_B, "h", {"org.example.Previous": (0, 1)}, T0)
+    await storage.devices.set_introspection(realm, DEVICE_B, {})  # now a previous interface
+    await register("other", DEVICE_A, "h", {"org.example.Elsewhere": (0, 1)}, T0)
 
     used = storage.interfaces.is_used_by_devices
     assert await used(realm, "org.example.Current", 0) is True
@@ -193,5 +176,8 @@ async def test_is_used_by_devices_follows_current_introspections(
     assert await used(realm, "org.example.Elsewhere", 0) is False
     assert await used("other", "org.example.Elsewhere", 0) is True
 
-    raw_sql.execute("DELETE FROM devices WHERE realm = ? AND device_id = ?", (realm, DEVICE_A))
+    # No repository deletes devices yet; the introspection goes with the device row.
+    await raw_tables.execute(
+        "DELETE FROM devices WHERE realm = ? AND device_id = ?", realm, decode_device_id(DEVICE_A)
+    )
     assert await used(realm, "org.example.Current", 0) is False
