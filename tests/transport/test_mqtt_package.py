@@ -11,7 +11,7 @@ import pytest
 import astraea.transport
 from astraea.transport.settings import TransportSettings
 
-SANS_IO_MODULES = ["acl", "connection_state", "identity", "packets", "sessions", "topics"]
+SANS_IO_MODULES = ["acl", "connection_state", "identity", "packets", "session_store", "sessions"]
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "uvloop"}
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from astraea.core.mqtt_topics import is_valid_topic_filter, is_valid_topic_name, topic_matches
+from astraea.core.sessions import SessionMessage, StoredSession
 from astraea.transport.acl import TopicAcl
 from astraea.transport.identity import DeviceIdentity
-from astraea.transport.sessions import InflightMessage, OutboundMessage, Session, SessionRegistry
-from astraea.transport.topics import is_valid_topic_filter, is_valid_topic_name, topic_matches
+from astraea.transport.session_store import MemorySessionStore, pending_messages
+from astraea.transport.sessions import InflightMessage, OutboundMessage, Session
 
 IDENTITY = DeviceIdentity("test", "dev")
 
@@ -122,20 +124,46 @@ def test_packet_ids_wrap_and_skip_those_in_flight() -> None:
     assert session.allocate_packet_id() == 2
 
 
-def test_registry_resumes_only_persistent_sessions() -> None:
-    registry = SessionRegistry(max_queued_messages=5)
+async def test_memory_store_resumes_only_persistent_sessions() -> None:
+    store = MemorySessionStore(max_queued=5)
+    assert await store.open(IDENTITY, clean=False) is None
 
-    clean, present = registry.open(IDENTITY, clean_session=True)
-    assert not present
-    registry.release(clean)
-    assert registry.get(IDENTITY) is None
+    kept = StoredSession(None, {"test/dev/#": 1}, [SessionMessage("test/dev/a", b"x", 1)], [7])
+    await store.release(IDENTITY, kept)
+    assert await store.enqueue(IDENTITY, "test/dev/b", b"y", 2)
+    assert not await store.enqueue(IDENTITY, "test/other", b"z", 1)  # no subscription
+    assert not await store.enqueue(IDENTITY, "test/dev/b", b"z", 0)  # QoS 0 is not kept
+    stored = await store.open(IDENTITY, clean=False)
+    assert stored is not None
+    assert stored.subscriptions == {"test/dev/#": 1} and stored.qos2_received == [7]
+    # Capped by the subscription's QoS.
+    assert stored.queued == [
+        SessionMessage("test/dev/a", b"x", 1),
+        SessionMessage("test/dev/b", b"y", 1),
+    ]
 
-    persistent, present = registry.open(IDENTITY, clean_session=False)
-    registry.release(persistent)
-    assert not present
-    assert registry.open(IDENTITY, clean_session=False) == (persistent, True)
+    await store.release(IDENTITY, StoredSession(None))
+    assert await store.open(IDENTITY, clean=True) is None
+    assert await store.open(IDENTITY, clean=False) is None  # the clean connection discarded it
 
-    fresh, present = registry.open(IDENTITY, clean_session=True)
-    assert fresh is not persistent and not present
-    assert registry.discard(IDENTITY)
-    assert len(registry) == 0
+
+def test_restored_sessions_resend_what_was_sent() -> None:
+    session = Session(IDENTITY, persistent=True, max_queued=5)
+    session.restore(
+        StoredSession(
+            None,
+            {"test/dev/#": 2},
+            [
+                SessionMessage("test/dev/a", b"1", 1, sent=True),
+                SessionMessage("test/dev/b", b"2", 2),
+            ],
+        )
+    )
+
+    assert session.subscriptions == {"test/dev/#": 2}
+    assert [(n, e.message.payload) for n, e in session.inflight.items()] == [(1, b"1")]
+    assert [m.payload for m in session.queued] == [b"2"]
+    assert pending_messages(session) == [
+        SessionMessage("test/dev/a", b"1", 1, sent=True),
+        SessionMessage("test/dev/b", b"2", 2),
+    ]

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from trigger_support import AMQP_URL, FAST, Directory, EngineFactory, Receiver
+from trigger_support import AMQP_URL, FAST, Directory, EngineFactory, Harness, Receiver
 
+from astraea.bus.inproc import InprocBus
 from astraea.storage import open_storage
 from astraea.storage.base import Realm, Storage
 from astraea.tls_material import ensure_server_certificate
@@ -50,17 +51,30 @@ def metrics(registry: CollectorRegistry) -> TriggerMetrics:
 
 
 @pytest.fixture
+async def bus() -> AsyncIterator[InprocBus]:
+    running = InprocBus()
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
 async def start_engine(
-    storage: Storage, directory: Directory, metrics: TriggerMetrics
+    storage: Storage, directory: Directory, metrics: TriggerMetrics, bus: InprocBus
 ) -> AsyncIterator[EngineFactory]:
     """Starts engines on the test storage (settings default to FAST); stops them afterwards."""
     engines: list[TriggerEngine] = []
 
-    async def start(settings: EngineSettings = FAST, **overrides: Any) -> TriggerEngine:
-        engine = TriggerEngine(storage.delivery_queue, directory, metrics, settings, **overrides)
+    async def start(settings: EngineSettings = FAST, **overrides: Any) -> Harness:
+        owner = f"engine-{len(engines)}"
+        engine = TriggerEngine(
+            storage.delivery_queue, directory, metrics, bus, owner, settings, **overrides
+        )
         await engine.start()
         engines.append(engine)
-        return engine
+        return Harness(engine, storage, bus, directory)
 
     yield start
     for engine in engines:

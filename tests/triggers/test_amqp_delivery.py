@@ -21,11 +21,11 @@ from trigger_support import (
     refused_url,
 )
 
+from astraea.core.simple_event_codec import decode_simple_event, encode_simple_event
 from astraea.core.trigger_actions import AmqpAction
 from astraea.core.trigger_events import IncomingData, ValueChange
 from astraea.triggers.amqp_delivery import PUBLISH_FAILED, AmqpPublisher
 from astraea.triggers.engine import EngineSettings
-from astraea.triggers.simple_event_codec import decode_simple_event, encode_simple_event
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ async def test_engine_publishes_amqp_actions_in_order(
     trigger = amqp_trigger(exchange)
     events = [event_for(trigger, IncomingData("org.example.I", "/n", n)) for n in range(20)]
     for event in events:
-        engine.submit(trigger, None, event)
+        await engine.submit(trigger, None, event)
     received = [decode_simple_event((await next_message(bound_queue)).body) for _ in events]
     assert received == events
     labels = {"realm": "test", "trigger": "amqp_trigger"}
@@ -175,7 +175,7 @@ async def test_engine_retries_amqp_until_the_broker_answers(
     )
     engine = await start_engine(broken)
     trigger = amqp_trigger("astarte_events_test_never")
-    engine.submit(trigger, None, event_for(trigger))
+    await engine.submit(trigger, None, event_for(trigger))
     labels = {"realm": "test", "trigger": "amqp_trigger"}
     await eventually(
         lambda: (

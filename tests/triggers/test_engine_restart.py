@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -15,8 +16,11 @@ from trigger_support import (
     eventually,
     eventually_async,
     http_trigger,
+    new_delivery,
 )
 
+from astraea.bus.inproc import InprocBus
+from astraea.bus.messages import DeliveriesQueued
 from astraea.core.trigger_events import DeviceConnected, IncomingData, SimpleEvent
 from astraea.core.trigger_policies import Policy, parse_policy
 from astraea.core.triggers import DeviceTrigger, DeviceTriggerEvent, Trigger
@@ -42,12 +46,23 @@ def policy(name: str, retry_times: int) -> Policy:
 
 
 async def running(
-    storage: Storage, directory: TriggerDirectory
+    storage: Storage, directory: TriggerDirectory, bus: InprocBus
 ) -> tuple[TriggerEngine, CollectorRegistry]:
     registry = CollectorRegistry()
-    engine = TriggerEngine(storage.delivery_queue, directory, TriggerMetrics(registry), SETTINGS)
+    metrics = TriggerMetrics(registry)
+    engine = TriggerEngine(storage.delivery_queue, directory, metrics, bus, "engine", SETTINGS)
     await engine.start()
     return engine, registry
+
+
+async def submit(
+    storage: Storage, bus: InprocBus, trigger: Any, policy: Policy, event: SimpleEvent
+) -> None:
+    """As ingestion does: stored, then announced (the directory is left alone, so a trigger
+    it does not know is one deleted since)."""
+    (row,) = await storage.delivery_queue.enqueue([new_delivery(trigger, policy, event)])
+    assert row is not None
+    await bus.broadcast(DeliveriesQueued("test", policy.name, (row,)))
 
 
 async def first_attempt_recorded(storage: Storage, queue: str) -> None:
@@ -69,7 +84,9 @@ def value(n: int) -> IncomingData:
     return IncomingData("org.example.Counter", "/n", n)
 
 
-async def test_pending_retries_resume_after_restart(tmp_path: Path, receiver: Receiver) -> None:
+async def test_pending_retries_resume_after_restart(
+    tmp_path: Path, receiver: Receiver, bus: InprocBus
+) -> None:
     url = f"sqlite://{tmp_path / 'astraea.db'}"
     directory = Directory()
     recovering = directory.add(http_trigger(receiver.respond("/recovers", 503), name="recovering"))
@@ -81,12 +98,12 @@ async def test_pending_retries_resume_after_restart(tmp_path: Path, receiver: Re
 
     storage = await open_storage(url)
     await storage.realms.create(Realm(name="test", jwt_public_key_pem="pem"))
-    engine, _ = await running(storage, directory)
-    engine.submit(recovering, policy_a, event_for(recovering, value(0)))
-    engine.submit(recovering, policy_a, event_for(recovering, value(1)))
-    engine.submit(deleted, policy_a, event_for(deleted, value(99)))
-    engine.submit(recovering, policy_a, event_for(recovering, value(2)))
-    engine.submit(down, policy_b, event_for(down, value(0)))
+    engine, _ = await running(storage, directory, bus)
+    await submit(storage, bus, recovering, policy_a, event_for(recovering, value(0)))
+    await submit(storage, bus, recovering, policy_a, event_for(recovering, value(1)))
+    await submit(storage, bus, deleted, policy_a, event_for(deleted, value(99)))
+    await submit(storage, bus, recovering, policy_a, event_for(recovering, value(2)))
+    await submit(storage, bus, down, policy_b, event_for(down, value(0)))
     await first_attempt_recorded(storage, "a")
     await first_attempt_recorded(storage, "b")
     await engine.stop()
@@ -99,7 +116,7 @@ async def test_pending_retries_resume_after_restart(tmp_path: Path, receiver: Re
         assert [
             len(await storage.delivery_queue.fetch("test", q, limit=10)) for q in ("a", "b")
         ] == [4, 1]
-        engine, registry = await running(storage, directory)
+        engine, registry = await running(storage, directory, bus)
         try:
             requests = await receiver.wait_for("/recovers", 4)
             assert [orjson.loads(r.body)["event"]["value"] for r in requests] == [0, 0, 1, 2]
@@ -127,7 +144,9 @@ async def test_pending_retries_resume_after_restart(tmp_path: Path, receiver: Re
         await storage.close()
 
 
-async def test_resume_through_storage_directory(tmp_path: Path, receiver: Receiver) -> None:
+async def test_resume_through_storage_directory(
+    tmp_path: Path, receiver: Receiver, bus: InprocBus
+) -> None:
     """The platform's directory: the trigger and policy are found in storage after restart."""
     url = f"sqlite://{tmp_path / 'astraea.db'}"
     storage = await open_storage(url)
@@ -149,8 +168,8 @@ async def test_resume_through_storage_directory(tmp_path: Path, receiver: Receiv
         parent_trigger_id=installed.trigger_id,
         event=DeviceConnected("10.0.0.1"),
     )
-    engine, _ = await running(storage, StorageDirectory(storage))
-    engine.submit(installed.trigger, retrying, event)
+    engine, _ = await running(storage, StorageDirectory(storage), bus)
+    await submit(storage, bus, installed.trigger, retrying, event)
     await first_attempt_recorded(storage, "stored")
     await engine.stop()
     await storage.close()
@@ -158,7 +177,7 @@ async def test_resume_through_storage_directory(tmp_path: Path, receiver: Receiv
     receiver.respond("/stored", 200)
     storage = await open_storage(url)
     try:
-        engine, registry = await running(storage, StorageDirectory(storage))
+        engine, registry = await running(storage, StorageDirectory(storage), bus)
         try:
             await receiver.wait_for("/stored", 2)
             labels = {"realm": "test", "trigger": "stored_trigger"}

@@ -22,9 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from astraea.bus.base import Bus
+from astraea.bus.messages import DeliveriesQueued
+from astraea.core.simple_event_codec import encode_simple_event
 from astraea.core.trigger_actions import Action, HttpAction
-from astraea.core.trigger_events import DeviceConnected, Event, SimpleEvent
+from astraea.core.trigger_deliveries import NewDelivery, queue_of
+from astraea.core.trigger_events import DeviceConnected, Event, SimpleEvent, event_type
 from astraea.core.trigger_policies import Policy
+from astraea.storage.base import QueuedDelivery, Storage
 from astraea.triggers.engine import EngineSettings, TriggerEngine
 
 AMQP_URL = os.environ.get("ASTRAEA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -39,7 +44,7 @@ FAST = EngineSettings(
     expiry_interval=0.05,
 )
 
-EngineFactory = Callable[..., Awaitable[TriggerEngine]]
+EngineFactory = Callable[..., Awaitable["Harness"]]
 
 DEVICE = "ydqBlFsGQ--xZ-_efQxuLw"
 OTHER_DEVICE = "f0VMRgIBAQAAAAAAAAAAAA"
@@ -210,3 +215,52 @@ async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float 
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+Submission = tuple["FakeTrigger", Policy | None, SimpleEvent]
+
+
+@dataclass
+class Harness:
+    """An engine, and what ingestion does for it: matched events stored in their queue (one
+    transaction per `submit`), then announced on the bus."""
+
+    engine: TriggerEngine
+    storage: Storage
+    bus: Bus
+    directory: Directory
+
+    async def submit(self, trigger: FakeTrigger, policy: Policy | None, event: SimpleEvent) -> None:
+        await self.submit_all([(trigger, policy, event)])
+
+    async def submit_all(self, submissions: list[Submission]) -> None:
+        deliveries = []
+        for trigger, policy, event in submissions:
+            self.directory.add(trigger, event.realm)
+            if policy is not None:
+                self.directory.policies[(event.realm, policy.name)] = policy
+            deliveries.append(new_delivery(trigger, policy, event))
+        stored = await self.storage.delivery_queue.enqueue(deliveries)
+        by_queue: dict[tuple[str, str], list[QueuedDelivery]] = {}
+        for new, row in zip(deliveries, stored, strict=True):
+            if row is not None:
+                by_queue.setdefault((new.realm, new.policy), []).append(row)
+        for (realm, policy_name), rows in by_queue.items():
+            await self.bus.broadcast(DeliveriesQueued(realm, policy_name, tuple(rows)))
+
+
+def new_delivery(trigger: FakeTrigger, policy: Policy | None, event: SimpleEvent) -> NewDelivery:
+    """The delivery ingestion stores for a matched event (`TriggerMatcher.deliveries`)."""
+    queue, ttl = queue_of(trigger.action, policy)
+    now = time.time_ns() // 1_000_000
+    return NewDelivery(
+        realm=event.realm,
+        policy=queue,
+        device_id=event.device_id,
+        trigger_id=event.parent_trigger_id,
+        simple_trigger_id=event.simple_trigger_id,
+        event_type=event_type(event.event),
+        event=encode_simple_event(event),
+        enqueued_at=now,
+        expires_at=None if ttl is None else now + ttl,
+    )

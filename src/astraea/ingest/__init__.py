@@ -1,6 +1,7 @@
 """The ingestion pipeline ("data updater"): decode, validate and store device messages,
 keep device state, and report device errors and events."""
 
+from astraea.bus.messages import Connected, DeviceMessage, Disconnected, Published, Registered
 from astraea.ingest.errors import DeviceError, ErrorName
 from astraea.ingest.events import (
     DatastreamPathCreated,
@@ -8,20 +9,14 @@ from astraea.ingest.events import (
     DeviceDisconnected,
     DeviceErrorOccurred,
     DeviceEvent,
+    DeviceRegistered,
     IncomingData,
     IngestEvent,
     IntrospectionReceived,
     PropertyChanged,
 )
 from astraea.ingest.ingestor import Ingestor
-from astraea.ingest.messages import (
-    Connected,
-    DeviceMessage,
-    DevicePublish,
-    Disconnected,
-    Outcome,
-    Published,
-)
+from astraea.ingest.messages import DevicePublish, Outcome
 
 __all__ = [
     "Connected",
@@ -33,6 +28,7 @@ __all__ = [
     "DeviceEvent",
     "DeviceMessage",
     "DevicePublish",
+    "DeviceRegistered",
     "Disconnected",
     "ErrorName",
     "IncomingData",
@@ -42,4 +38,5 @@ __all__ = [
     "Outcome",
     "PropertyChanged",
     "Published",
+    "Registered",
 ]

@@ -24,6 +24,11 @@ class DeviceConnected(DeviceEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceRegistered(DeviceEvent):
+    """Pairing registered the device."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceDisconnected(DeviceEvent):
     """Only for devices that were connected."""
 
@@ -81,7 +86,8 @@ class DeviceErrorOccurred(DeviceEvent):
 
 
 IngestEvent = (
-    DeviceConnected
+    DeviceRegistered
+    | DeviceConnected
     | DeviceDisconnected
     | IntrospectionReceived
     | IncomingData

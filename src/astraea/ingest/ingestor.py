@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from astraea.bus.messages import Connected, DeviceMessage, Disconnected, Published, Registered
 from astraea.core.endpoints import EndpointTree, InvalidPathError
 from astraea.core.interface import Aggregation, Interface, InterfaceType, Mapping, Ownership
 from astraea.core.payloads import (
@@ -38,6 +39,7 @@ from astraea.core.payloads import (
     encode_purge_list,
     encode_value_payload,
 )
+from astraea.core.retention import retention_seconds
 from astraea.core.values import (
     InvalidValueError,
     MissingRequiredKeyError,
@@ -49,26 +51,22 @@ from astraea.core.values import (
 from astraea.ingest.batch import Draft, PendingWrites
 from astraea.ingest.cache import TtlCache
 from astraea.ingest.errors import DeviceError, ErrorName, error_metadata
+from astraea.ingest.event_mapping import outcome_occurrences
 from astraea.ingest.events import (
     DatastreamPathCreated,
     DeviceConnected,
     DeviceDisconnected,
     DeviceErrorOccurred,
+    DeviceRegistered,
     IncomingData,
     IntrospectionReceived,
 )
-from astraea.ingest.messages import (
-    Connected,
-    DeviceMessage,
-    DevicePublish,
-    Disconnected,
-    Outcome,
-    Published,
-)
-from astraea.ingest.retention import retention_seconds
+from astraea.ingest.messages import DevicePublish, Outcome
 from astraea.ingest.traffic import TrafficCounter
+from astraea.ingest.trigger_matching import TriggerMatcher
 from astraea.storage.base import (
     DatastreamSample,
+    NewDelivery,
     NotFound,
     PropertyPurge,
     PropertyWrite,
@@ -83,6 +81,7 @@ _RESOLVED_PATHS = 4_096  # per interface: parametric endpoints allow any number 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _EMPTY_CACHE_PATH = "/emptyCache"
+_PURGE_FORMAT_KEY = "purge_properties_compression_format"
 _PRODUCER_PROPERTIES_PATH = "/producer/properties"
 _VALUE_ERRORS: dict[type[InvalidValueError], ErrorName] = {
     ValueSizeError: ErrorName.VALUE_SIZE_EXCEEDED,
@@ -109,6 +108,7 @@ class _DeviceState:
     connected: bool
     pending_empty_cache: bool
     discard: bool  # unknown or being deleted: messages are dropped, as Astarte does
+    purge_format: PurgeFormat = PurgeFormat.ZLIB  # what every SDK uses unless told otherwise
     # (name, major) -> the individual datastream paths with live samples, read on first use.
     datastream_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)
 
@@ -121,8 +121,12 @@ class Ingestor:
         *,
         cache_ttl: timedelta = DEFAULT_CACHE_TTL,
         traffic_interval: timedelta = DEFAULT_TRAFFIC_INTERVAL,
+        matcher: TriggerMatcher | None = None,
     ) -> None:
+        """`matcher`: the realms' triggers, whose deliveries are queued with the values that
+        fire them; None: no trigger fires."""
         self._storage = storage
+        self._matcher = matcher
         self._clock = clock
         self._traffic = TrafficCounter()
         self._traffic_interval = traffic_interval
@@ -133,26 +137,38 @@ class Ingestor:
         )
         self._retention: TtlCache[str, int | None] = TtlCache(cache_ttl, _CACHED_REALMS)
         self._devices: dict[tuple[str, str], _DeviceState] = {}
-        # Capabilities live only here until device storage keeps them; the default (zlib)
-        # is what every SDK uses.
-        self._purge_formats: dict[tuple[str, str], PurgeFormat] = {}
         self._last_reception = 0
         self._lock = asyncio.Lock()
 
     async def process(self, batch: Sequence[DeviceMessage]) -> list[Outcome]:
         """Handles the messages in order; returns once the values and device state they
-        wrote are durable. Traffic counters are written every `traffic_interval` and after
-        a batch with a disconnection."""
+        wrote, and the trigger deliveries they fired, are durable. Traffic counters are
+        written every `traffic_interval` and after a batch with a disconnection."""
         async with self._lock:
             now = self._clock()
             pending = PendingWrites()
             drafts = [await self._handle(message, pending, now) for message in batch]
-            await pending.commit(self._storage.values)
+            matcher = self._matcher
+            if matcher is None:
+                await pending.commit(self._storage.values, drafts)
+            else:
+                await matcher.prepare(
+                    (m.realm, m.device_id) for m, d in zip(batch, drafts, strict=True) if d.events
+                )
+                await pending.commit(self._storage.values, drafts, self._deliveries)
             if self._traffic_due or not (
                 timedelta(0) <= now - self._traffic_flushed_at < self._traffic_interval
             ):
                 await self._flush_traffic(now)
         return [draft.outcome() for draft in drafts]
+
+    def _deliveries(self, draft: Draft) -> list[NewDelivery]:
+        """What the draft's events fire; runs inside the commit (see `PendingWrites`)."""
+        assert self._matcher is not None
+        triggers = self._matcher.triggers_of(draft.events[0].realm) if draft.events else None
+        if triggers is None or triggers.empty:
+            return []
+        return self._matcher.deliveries(outcome_occurrences(draft.outcome(), triggers.index.wants))
 
     async def flush(self) -> None:
         """Writes the traffic counted so far; call it before shutting down."""
@@ -172,6 +188,10 @@ class Ingestor:
                 return await self._connected(message, kind.ip)
             if isinstance(kind, Disconnected):
                 return await self._disconnected(message)
+            if isinstance(kind, Registered):
+                return Draft(
+                    events=[DeviceRegistered(message.realm, message.device_id, message.received_at)]
+                )
             state = self._devices.get(key) or await self._load_device(key)
             if state.discard:
                 return Draft()
@@ -191,6 +211,7 @@ class Ingestor:
                 device.connected,
                 device.pending_empty_cache,
                 discard=False,
+                purge_format=_purge_format(device.capabilities),
             )
         self._devices[key] = state
         return state
@@ -200,7 +221,7 @@ class Ingestor:
         if state.discard:
             return Draft()
         await self._storage.devices.mark_connected(
-            message.realm, message.device_id, ip, message.received_at
+            message.realm, message.device_id, ip, message.received_at, message.node
         )
         state.connected = True
         return Draft(
@@ -213,11 +234,12 @@ class Ingestor:
         del self._devices[key]
         if state.discard:
             return Draft()
-        await self._storage.devices.mark_disconnected(
-            message.realm, message.device_id, message.received_at
+        # Not if the device has connected through another node since.
+        changed = await self._storage.devices.mark_disconnected(
+            message.realm, message.device_id, message.received_at, message.node or None
         )
         self._traffic_due = True  # Astarte persists the counters at disconnection
-        if not state.connected:
+        if not changed:
             return Draft()
         return Draft(
             events=[DeviceDisconnected(message.realm, message.device_id, message.received_at)]
@@ -482,7 +504,7 @@ class Ingestor:
                         2,
                     )
                 )
-        purge_format = self._purge_formats.get((realm, device_id), PurgeFormat.ZLIB)
+        purge_format = state.purge_format
         purge = DevicePublish(
             realm,
             device_id,
@@ -505,7 +527,7 @@ class Ingestor:
     ) -> Draft:
         """Unsets the device-owned properties the device no longer holds (ingestion.md §6)."""
         realm, device_id = message.realm, message.device_id
-        purge_format = self._purge_formats.get((realm, device_id), PurgeFormat.ZLIB)
+        purge_format = state.purge_format
         try:
             listed = decode_purge_list(payload, purge_format)
         except PayloadError:
@@ -538,7 +560,10 @@ class Ingestor:
                 ErrorName.MALFORMED_CAPABILITIES_MESSAGE,
                 error_metadata(payload=payload),
             )
-        self._purge_formats[(message.realm, message.device_id)] = purge_format
+        await self._storage.devices.set_capabilities(
+            message.realm, message.device_id, {_PURGE_FORMAT_KEY: purge_format.value}
+        )
+        state.purge_format = purge_format
         self._traffic.count(message, None, None, len(payload))
         return Draft()
 
@@ -636,6 +661,13 @@ def _decode(
         return ErrorName(exc.device_error)
     except InvalidValueError as exc:
         return _VALUE_ERRORS.get(type(exc), ErrorName.UNEXPECTED_VALUE_TYPE)
+
+
+def _purge_format(capabilities: dict[str, str]) -> PurgeFormat:
+    try:
+        return PurgeFormat(capabilities.get(_PURGE_FORMAT_KEY, PurgeFormat.ZLIB))
+    except ValueError:
+        return PurgeFormat.ZLIB
 
 
 def _utf8_length(text: str) -> int:

@@ -1,37 +1,12 @@
-"""The ingestion pipeline's input (device messages) and output (outcomes, device publishes)."""
+"""What ingestion makes of one device message (its input is `astraea.bus.messages`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
+from astraea.core.trigger_deliveries import QueuedDelivery
 from astraea.ingest.errors import DeviceError
 from astraea.ingest.events import IngestEvent
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    ip: str
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Published:
-    topic_suffix: str  # the topic after `<realm>/<device_id>`: "" or "/..."
-    payload: bytes
-    qos: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceMessage:
-    realm: str
-    device_id: str  # canonical 22-character form
-    kind: Connected | Disconnected | Published
-    received_at: datetime  # aware UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +23,13 @@ class DevicePublish:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one message. Accepted when `error` is None; otherwise the message was
-    discarded, and the device must be disconnected when `error.clean_session`."""
+    discarded, and the device must be disconnected when `error.clean_session`. `queued`: the
+    trigger deliveries it fired, by queue (policy) name, as stored."""
 
     error: DeviceError | None = None
     publishes: tuple[DevicePublish, ...] = ()
     events: tuple[IngestEvent, ...] = ()
+    queued: tuple[tuple[str, QueuedDelivery], ...] = ()
 
     @property
     def accepted(self) -> bool:

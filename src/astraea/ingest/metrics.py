@@ -7,18 +7,9 @@ let one misbehaving fleet blow up the number of time series.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from astraea.ingest.messages import Outcome
-
-Request = TypeVar("Request")
-Reply = TypeVar("Reply")
-
-BatchHandler = Callable[[Sequence[Request]], Awaitable[Sequence[Reply]]]
 
 #: Powers of two up to the group-commit queue's largest batch (512).
 _BATCH_SIZE_BUCKETS = tuple(float(2**exponent) for exponent in range(10))
@@ -71,16 +62,8 @@ class IngestMetrics:
         else:
             self.device_errors.labels(realm, outcome.error.name.value).inc()
 
-    def timed(self, handler: BatchHandler[Request, Reply]) -> BatchHandler[Request, Reply]:
-        """`handler` observed per batch, failed ones included: a slow or failing commit is
-        exactly what the latency histogram is there to show."""
-
-        async def observed(batch: Sequence[Request]) -> Sequence[Reply]:
-            started = time.perf_counter()
-            try:
-                return await handler(batch)
-            finally:
-                self.batch_size.observe(len(batch))
-                self.batch_duration.observe(time.perf_counter() - started)
-
-        return observed
+    def observe_batch(self, size: int, seconds: float) -> None:
+        """One batch handled (or failed: a slow or failing commit is exactly what the
+        latency histogram is there to show)."""
+        self.batch_size.observe(size)
+        self.batch_duration.observe(seconds)

@@ -7,7 +7,7 @@ them off the hot path (each counted device costs the device repository statement
 
 from __future__ import annotations
 
-from astraea.ingest.messages import DeviceMessage
+from astraea.bus.messages import DeviceMessage
 from astraea.storage.base import DeviceRepository, TrafficUpdate
 
 _TrafficKey = tuple[str, str, str | None, int | None]

@@ -61,7 +61,13 @@ class ConnectionHost(Protocol):
         session; returns the session and whether it was already there."""
         ...
 
-    def detach(self, connection: DeviceProtocol, session: Session) -> None: ...
+    async def detach(self, connection: DeviceProtocol, session: Session) -> None:
+        """The connection ended: the session goes to the store (or is discarded)."""
+        ...
+
+    async def subscribed(self, session: Session) -> None:
+        """The session's subscriptions changed."""
+        ...
 
     def track(self, connection: DeviceProtocol) -> None: ...
 
@@ -99,6 +105,8 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         self._peer_cert_der = b""
         self._peer_ip = ""
         self._announced = False
+        #: Set before closing to drop the session rather than keep it for the next connection.
+        self.discard_session = False
 
     @property
     def identity(self) -> DeviceIdentity | None:
@@ -162,6 +170,10 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         self._close(DisconnectReason.SLOW_CONSUMER)
         return session is not None and session.persistent
 
+    def close(self, reason: DisconnectReason) -> None:
+        """Close the connection now; its hooks finish on their own."""
+        self._close(reason)
+
     async def shut_down(self, reason: DisconnectReason) -> None:
         """Close the connection and wait until its hooks are done (`on_disconnect` included)."""
         self._close(reason)
@@ -212,6 +224,7 @@ class DeviceProtocol(asyncio.BufferedProtocol):
                 await self._handle_subscribe(event)
             elif isinstance(event, Unsubscribe):
                 self._connection.complete_unsubscribe(event)
+                await self._session_changed()
             else:
                 self._close(DisconnectReason.CLIENT_DISCONNECT)
 
@@ -234,7 +247,7 @@ class DeviceProtocol(asyncio.BufferedProtocol):
             identity, self, clean_session=connect.clean_session
         )
         if self._closing:
-            self._host.detach(self, session)
+            await self._host.detach(self, session)
             return
         self._acl = TopicAcl(identity)
         self._connection.accept(session, session_present=present)
@@ -279,6 +292,7 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         )
         self._connection.complete_subscribe(subscribe, codes)
         self._flush()
+        await self._session_changed()
         granted = [
             (topic_filter, code)
             for (topic_filter, _), code in zip(subscribe.subscriptions, codes, strict=True)
@@ -288,6 +302,11 @@ class DeviceProtocol(asyncio.BufferedProtocol):
             await self._call_hook(
                 self._hooks.on_subscribe(identity.realm, identity.device_id, granted)
             )
+
+    async def _session_changed(self) -> None:
+        session = self._connection.session
+        if session is not None:
+            await self._call_hook(self._host.subscribed(session))
 
     async def _call_hook(self, call: Awaitable[None]) -> None:
         """Await a notification hook; a failing one disconnects the device."""
@@ -309,7 +328,10 @@ class DeviceProtocol(asyncio.BufferedProtocol):
             self._transport.close()
         session = self._connection.session
         if session is not None:
-            self._host.detach(self, session)
+            try:
+                await self._host.detach(self, session)
+            except Exception:  # the session is lost, the connection must still end cleanly
+                logger.exception("could not keep the session of %s", self._identity)
         self._host.untrack(self)
         identity = self._identity
         if self._announced and identity is not None:

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from astraea.transport.topics import is_valid_topic_filter, is_valid_topic_name
+from astraea.core.mqtt_topics import is_valid_topic_filter, is_valid_topic_name
 
 #: The reference broker's per-message limit (65 535 bytes) plus room for topic and headers.
 DEFAULT_MAX_PACKET_SIZE = 65_535 + 4_096

@@ -16,14 +16,15 @@ import ssl
 from collections.abc import Callable
 from types import TracebackType
 
+from astraea.core.mqtt_topics import is_valid_topic_name
 from astraea.transport.device_protocol import DeviceProtocol
 from astraea.transport.hooks import DisconnectReason, TransportHooks
 from astraea.transport.identity import DeviceIdentity
 from astraea.transport.metrics import TransportStats
-from astraea.transport.sessions import OutboundMessage, Session, SessionRegistry
+from astraea.transport.session_store import MemorySessionStore, SessionStore, kept_state
+from astraea.transport.sessions import OutboundMessage, Session
 from astraea.transport.settings import TransportSettings
 from astraea.transport.tls import server_ssl_context
-from astraea.transport.topics import is_valid_topic_name
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,20 @@ class MqttServer:
         settings: TransportSettings,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
+        """`sessions` keeps persistent sessions while their devices are away (default: in
+        this process's memory)."""
         self.hooks = hooks
         self.settings = settings
         self.ssl_context = ssl_context or server_ssl_context(settings)
         self.stats = TransportStats()
         self.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
         self._handshake_slots = asyncio.Semaphore(settings.max_concurrent_handshakes)
-        self._sessions = SessionRegistry(max_queued_messages=settings.max_queued_messages)
+        self.store = sessions or MemorySessionStore(max_queued=settings.max_queued_messages)
+        # Sessions of the devices connected here (their connection may be closing).
+        self._sessions: dict[DeviceIdentity, Session] = {}
+        self._attaching: dict[DeviceIdentity, asyncio.Lock] = {}
         self._live: dict[DeviceIdentity, DeviceProtocol] = {}
         self._connections: set[DeviceProtocol] = set()
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -109,16 +116,28 @@ class MqttServer:
     ) -> bool:
         """Send a message to a device through its matching subscriptions.
 
-        True if a live connection took it or a persistent session queued it (QoS 1/2);
-        False if the device has no session or no subscription matching `topic`, or if a
-        QoS 0 message could not be sent now. The QoS is capped by the subscription's.
+        True if a live connection took it or a persistent session queued it (QoS 1/2), here
+        or in the session store while the device is away; False if the device has no session
+        or no subscription matching `topic`, or if a QoS 0 message could not be sent now. The
+        QoS is capped by the subscription's.
         """
+        identity = DeviceIdentity(realm, device_id)
+        here = self.publish_here(identity, topic, payload, qos, retain)
+        if here is not None:
+            return here
+        return bool(qos) and await self.store.enqueue(identity, topic, payload, qos)
+
+    def publish_here(
+        self, identity: DeviceIdentity, topic: str, payload: bytes, qos: int, retain: bool = False
+    ) -> bool | None:
+        """`publish_to_device` for a device connected to this node; None if it is not."""
         if qos not in (0, 1, 2) or not is_valid_topic_name(topic):
             raise ValueError(f"cannot publish QoS {qos} to {topic!r}")
-        identity = DeviceIdentity(realm, device_id)
         session = self._sessions.get(identity)
-        granted = None if session is None else session.granted_qos(topic)
-        if session is None or granted is None:
+        if session is None:
+            return None
+        granted = session.granted_qos(topic)
+        if granted is None:
             return False
         message = OutboundMessage(topic, payload, min(qos, granted), retain)
         live = self._live.get(identity)
@@ -139,29 +158,74 @@ class MqttServer:
         live = self._live.get(identity)
         if live is not None:
             logger.info("disconnecting %s: %s", identity, reason)
+            live.discard_session = discard_session
             await live.shut_down(DisconnectReason.FORCED)
-        discarded = discard_session and self._sessions.discard(identity)
-        return live is not None or discarded
+        elif discard_session:
+            await self.store.discard(identity)
+        return live is not None
+
+    def close_device(self, identity: DeviceIdentity, reason: DisconnectReason) -> bool:
+        """Closes the device's connection without waiting for its hooks (a caller may be one
+        of them, waiting on the bus); the session is discarded. False: not connected here."""
+        live = self._live.get(identity)
+        if live is None:
+            return False
+        live.discard_session = True
+        live.close(reason)
+        return True
+
+    async def hand_over(self, identity: DeviceIdentity) -> bool:
+        """Another node takes the device over: closes its connection here and returns once
+        its session is in the store. False: not connected here."""
+        live = self._live.get(identity)
+        if live is None:
+            return False
+        await live.shut_down(DisconnectReason.TAKEN_OVER)
+        return True
 
     # what connections need from their server (ConnectionHost)
 
     async def attach(
         self, identity: DeviceIdentity, connection: DeviceProtocol, *, clean_session: bool
     ) -> tuple[Session, bool]:
-        while (previous := self._live.get(identity)) is not None:
-            await previous.shut_down(DisconnectReason.TAKEN_OVER)
-        self._live[identity] = connection
-        return self._sessions.open(identity, clean_session=clean_session)
+        lock = self._attaching.setdefault(identity, asyncio.Lock())
+        try:
+            async with lock:
+                while (previous := self._live.get(identity)) is not None:
+                    await previous.shut_down(DisconnectReason.TAKEN_OVER)
+                # The previous connection's session is in the store now.
+                stored = await self.store.open(identity, clean=clean_session)
+                session = Session(
+                    identity,
+                    persistent=not clean_session,
+                    max_queued=self.settings.max_queued_messages,
+                )
+                if stored is not None:
+                    session.restore(stored)
+                self._live[identity] = connection
+                self._sessions[identity] = session
+        finally:
+            if not lock.locked() and self._attaching.get(identity) is lock:
+                del self._attaching[identity]
+        return session, stored is not None
 
-    def detach(self, connection: DeviceProtocol, session: Session) -> None:
-        if connection.identity is not None and self._live.get(connection.identity) is connection:
-            del self._live[connection.identity]
-        if connection.reason is DisconnectReason.REJECTED_MESSAGE and connection.identity:
-            # As Astarte: a device that sent invalid data loses its session, so that on
-            # reconnection it sends introspection, emptyCache and properties again.
-            self._sessions.discard(connection.identity)
-        else:
-            self._sessions.release(session)
+    async def detach(self, connection: DeviceProtocol, session: Session) -> None:
+        identity = session.identity
+        if self._live.get(identity) is connection:
+            del self._live[identity]
+        if self._sessions.get(identity) is not session:
+            return  # never attached, or a newer connection has it
+        del self._sessions[identity]
+        # As Astarte: a device that sent invalid data loses its session, so that on
+        # reconnection it sends introspection, emptyCache and properties again.
+        if connection.discard_session or connection.reason is DisconnectReason.REJECTED_MESSAGE:
+            await self.store.discard(identity)
+        elif session.persistent:
+            await self.store.release(identity, kept_state(session))
+
+    async def subscribed(self, session: Session) -> None:
+        if session.persistent and self._sessions.get(session.identity) is session:
+            await self.store.subscribed(session.identity, dict(session.subscriptions))
 
     def track(self, connection: DeviceProtocol) -> None:
         self._connections.add(connection)

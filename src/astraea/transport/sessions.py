@@ -4,8 +4,10 @@ Rules:
 - A session is keyed by device identity, never by client id.
 - clean_session=1 discards any previous session and the new one dies with its connection;
   clean_session=0 resumes the previous session (CONNACK session-present) and keeps it
-  after disconnect: subscriptions, server->device QoS 1/2 messages not yet acknowledged
-  (resent with DUP on reconnect), queued ones, and inbound QoS 2 packet ids awaiting PUBREL.
+  after disconnect, in a `SessionStore`: subscriptions, server->device QoS 1/2 messages not
+  yet acknowledged (resent with DUP on reconnect) and queued ones. Inbound QoS 2 packet ids
+  awaiting PUBREL live only as long as the connection: a device that resends such a publish
+  after reconnecting has it handled again (at least once, as for QoS 1).
 - The queue of messages waiting for a connection or a free in-flight slot is bounded:
   past the bound the oldest message is dropped and counted.
 """
@@ -15,8 +17,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from astraea.core.sessions import StoredSession, granted_qos
 from astraea.transport.identity import DeviceIdentity
-from astraea.transport.topics import topic_matches
 
 _MAX_PACKET_ID = 65_535
 
@@ -62,8 +64,7 @@ class Session:
 
     def granted_qos(self, topic: str) -> int | None:
         """Highest QoS granted by a subscription matching `topic`, None if none does."""
-        granted = [qos for flt, qos in self.subscriptions.items() if topic_matches(flt, topic)]
-        return max(granted, default=None)
+        return granted_qos(self.subscriptions, topic)
 
     def enqueue(self, message: OutboundMessage) -> bool:
         """Queue a QoS 1/2 message; False when the queue was full and its oldest was dropped."""
@@ -74,6 +75,18 @@ class Session:
         self.dropped_messages += 1
         return False
 
+    def restore(self, stored: StoredSession) -> None:
+        """Takes back what a stored session kept: its subscriptions, and its messages (those
+        sent before become in flight again, to be resent with DUP)."""
+        self.subscriptions.update(stored.subscriptions)
+        self.qos2_received.update(stored.qos2_received)
+        for kept in stored.queued:
+            message = OutboundMessage(kept.topic, kept.payload, kept.qos)
+            if kept.sent:
+                self.inflight[self.allocate_packet_id()] = InflightMessage(message)
+            else:
+                self.queued.append(message)
+
     def allocate_packet_id(self) -> int:
         packet_id = self._last_packet_id
         while True:
@@ -81,36 +94,3 @@ class Session:
             if packet_id not in self.inflight:
                 self._last_packet_id = packet_id
                 return packet_id
-
-
-class SessionRegistry:
-    """All sessions of this transport node, at most one per device identity."""
-
-    __slots__ = ("_max_queued", "_sessions")
-
-    def __init__(self, *, max_queued_messages: int) -> None:
-        self._sessions: dict[DeviceIdentity, Session] = {}
-        self._max_queued = max_queued_messages
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def get(self, identity: DeviceIdentity) -> Session | None:
-        return self._sessions.get(identity)
-
-    def open(self, identity: DeviceIdentity, *, clean_session: bool) -> tuple[Session, bool]:
-        """The session for a new connection and whether it already existed."""
-        existing = self._sessions.get(identity)
-        if existing is not None and not clean_session:
-            return existing, True
-        session = Session(identity, persistent=not clean_session, max_queued=self._max_queued)
-        self._sessions[identity] = session
-        return session, False
-
-    def release(self, session: Session) -> None:
-        """Its connection ended: keep the session only if it is persistent."""
-        if not session.persistent and self._sessions.get(session.identity) is session:
-            del self._sessions[session.identity]
-
-    def discard(self, identity: DeviceIdentity) -> bool:
-        return self._sessions.pop(identity, None) is not None

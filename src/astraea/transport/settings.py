@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from astraea.core.sessions import MAX_QUEUED_MESSAGES
 from astraea.transport.packets import DEFAULT_MAX_PACKET_SIZE
 
 
@@ -26,7 +27,7 @@ class TransportSettings:
     #: Server->device QoS 1/2 messages waiting behind the in-flight window, per session.
     #: Offline sessions drop the oldest past it; a connected device that lets it overflow
     #: is too slow and gets disconnected.
-    max_queued_messages: int = 1000
+    max_queued_messages: int = MAX_QUEUED_MESSAGES
     #: Decoded packets waiting for the platform, per connection; reading pauses at it.
     max_pending_packets: int = 1000
     #: Bytes buffered towards a device before QoS 0 messages are dropped and reading pauses.

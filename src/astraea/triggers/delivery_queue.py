@@ -14,9 +14,12 @@ where the queue was: pending retries keep their count and their backoff.
 
 Storage is the truth, and memory a prefix of it: `_waiting` holds the oldest waiting
 deliveries (up to `_MEMORY_LIMIT`), and every stored delivery up to `seq` `_horizon` is either
-there, in flight, or gone. While memory holds the whole queue, deliveries the engine has just
-stored are `offer`ed straight to it, so a delivery reaches its receiver without a read back
-from storage; otherwise the queue reads on from `_horizon` in chunks.
+there, in flight, or gone. While memory holds the whole queue, deliveries ingestion has just
+stored are `offer`ed straight to it (the bus announces them), so a delivery reaches its
+receiver without a read back from storage; otherwise the queue reads on from `_horizon` in
+chunks. Several ingestion workers may commit deliveries out of `seq` order; an announced one
+below the horizon is still taken, and `resync` reads the whole queue again in case an
+announcement was missed.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
 from astraea.core.trigger_policies import Strategy
-from astraea.storage.base import DeliveryQueueRepository, NewDelivery, QueuedDelivery
+from astraea.storage.base import DeliveryQueueRepository, QueuedDelivery
 from astraea.triggers.metrics import DropReason
 
 _log = logging.getLogger(__name__)
@@ -89,9 +92,10 @@ class DeliveryQueue:
         self._horizon = 0  # the highest seq read or offered into memory
         self._complete = False  # memory holds every stored waiting delivery
         self._missed = 0  # offers left in storage (counted)
-        self._placeholders = 0  # the last placeholder key of an early delivery (negative)
-        self._stored_as: dict[int, int] = {}  # placeholder -> seq, while in flight
-        self._held = 0  # submitted, not started early, not offered yet: later ones wait too
+        # Recently finished seqs: an announcement may arrive after a read found and finished
+        # the same deliveries.
+        self._finished: set[int] = set()
+        self._finished_order: deque[int] = deque()
         self._slots: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._grown = True  # rows were added since the last trim
@@ -105,63 +109,34 @@ class DeliveryQueue:
         self._grown = True
         self._wake.set()
 
-    def hold(self) -> None:
-        """A delivery was submitted to be stored, then offered: none may start early first."""
-        self._held += 1
+    @property
+    def idle(self) -> bool:
+        """Nothing waits or is in flight, as far as this queue knows."""
+        return self._complete and not self._waiting and not self._in_flight
 
-    def offer(self, stored: list[QueuedDelivery], held: int) -> None:
-        """New deliveries were stored in this queue: these, with growing seqs; `held` is how
-        many `hold`s this settles (stored or not)."""
-        self._held -= held
+    def offer(self, stored: Sequence[QueuedDelivery]) -> None:
+        """New deliveries were stored in this queue: these, with growing seqs."""
         if not stored:
             return
         if self._complete and len(self._waiting) + len(stored) <= _MEMORY_LIMIT:
+            late = stored[0].seq < self._horizon
             for delivery in stored:
-                self._waiting[delivery.seq] = delivery
+                if delivery.seq not in self._in_flight and delivery.seq not in self._finished:
+                    self._waiting[delivery.seq] = delivery
             self._horizon = max(self._horizon, stored[-1].seq)
+            if late:  # committed after a later seq: keep the queue in seq order
+                self._waiting = dict(sorted(self._waiting.items()))
         else:  # they stay in storage, beyond the horizon
             self._complete = False
             self._missed += 1
         self.notify()
 
-    def start_early(self, new: NewDelivery) -> asyncio.Future[QueuedDelivery | None] | None:
-        """Starts `new` before it is stored, if the queue is idle; the caller resolves the
-        returned future with the stored row (None: not stored). None: not started."""
-        if (
-            self._runner is None
-            or self._held
-            or not self._complete
-            or self._waiting
-            or len(self._in_flight) >= self.rules.concurrency
-            or new.device_id in self._in_flight.values()
-        ):
-            return None
-        self._placeholders -= 1
-        key = self._placeholders
-        row = QueuedDelivery(
-            seq=key,
-            device_id=new.device_id,
-            trigger_id=new.trigger_id,
-            event=new.event,
-            enqueued_at=new.enqueued_at,
-            expires_at=new.expires_at,
-            attempts=0,
-            next_attempt_at=new.enqueued_at,
-        )
-        stored: asyncio.Future[QueuedDelivery | None] = asyncio.get_running_loop().create_future()
-        stored.add_done_callback(partial(self._early_stored, key))
-        self._start_slot(row, stored)
-        return stored
-
-    def _early_stored(self, key: int, stored: asyncio.Future[QueuedDelivery | None]) -> None:
-        """Swaps the placeholder for the seq at once, so storage reads skip the row."""
-        row = None if stored.cancelled() or stored.exception() else stored.result()
-        if row is None:
-            return
-        self._horizon = max(self._horizon, row.seq)
-        if key in self._in_flight:
-            self._in_flight[row.seq] = self._in_flight.pop(key)
-            self._stored_as[key] = row.seq
+    def resync(self) -> None:
+        """Reads the queue from its start again: finds deliveries committed below the horizon
+        whose announcement never came."""
+        self._horizon = 0
+        self._complete = False
+        self.notify()
 
     async def stop(self) -> None:
         """Stops at once; deliveries in flight stay stored and resume on the next start."""
@@ -225,10 +200,11 @@ class DeliveryQueue:
                 skip_seqs=list(self._in_flight),
             )
             for row in rows:
-                if row.seq not in self._in_flight:  # an early one, stored since the read began
-                    self._waiting[row.seq] = row
+                self._waiting[row.seq] = row
             if rows:
-                self._horizon = rows[-1].seq
+                if self._horizon == 0 and self._waiting:  # a resync merged into what was there
+                    self._waiting = dict(sorted(self._waiting.items()))
+                self._horizon = max(self._horizon, rows[-1].seq)
             # Deliveries offered while this read ran may have been stored after it.
             self._complete = len(rows) < _FETCH_CHUNK and self._missed == missed
 
@@ -249,19 +225,15 @@ class DeliveryQueue:
             self._start_slot(self._waiting.pop(seq))
         return len(started) < free
 
-    def _start_slot(
-        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None = None
-    ) -> None:
+    def _start_slot(self, row: QueuedDelivery) -> None:
         self._in_flight[row.seq] = row.device_id
-        task = asyncio.create_task(self._deliver(row, stored))
+        task = asyncio.create_task(self._deliver(row))
         self._slots.add(task)
         task.add_done_callback(self._slots.discard)
 
-    async def _deliver(
-        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None
-    ) -> None:
+    async def _deliver(self, row: QueuedDelivery) -> None:
         try:
-            await self._attempts(row, stored)
+            await self._attempts(row)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -270,47 +242,41 @@ class DeliveryQueue:
             _log.exception("trigger delivery %s of %s/%s failed", row.seq, self.realm, self.policy)
             await asyncio.sleep(_FAILURE_PAUSE)
         finally:
-            del self._in_flight[self._stored_as.pop(row.seq, row.seq)]
+            del self._in_flight[row.seq]
+            self._remember_finished(row.seq)
             self._wake.set()
 
-    async def _attempts(
-        self, row: QueuedDelivery, stored: asyncio.Future[QueuedDelivery | None] | None
-    ) -> None:
-        """`stored`: for an early delivery, its row once stored; storage calls wait for it."""
-
-        async def seq() -> int | None:
-            if stored is None:
-                return row.seq
-            stored_row = await asyncio.shield(stored)
-            return None if stored_row is None else stored_row.seq
-
+    async def _attempts(self, row: QueuedDelivery) -> None:
         attempts, next_attempt_at = row.attempts, row.next_attempt_at
         while True:
             delay_ms = next_attempt_at - self._now_ms()
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
             if row.expires_at is not None and self._now_ms() >= row.expires_at:
-                await self._drop(row, await seq(), DropReason.EXPIRED)
+                await self._drop(row, DropReason.EXPIRED)
                 return
             outcome = await self._handler.attempt(self.realm, row)
             if isinstance(outcome, DropReason):
-                await self._drop(row, await seq(), outcome)
+                await self._drop(row, outcome)
                 return
             if 200 <= outcome < 400:
-                if (stored_seq := await seq()) is not None:
-                    await self._repository.remove(stored_seq)
+                await self._repository.remove(row.seq)
                 self._handler.delivered(self.realm, row)
                 return
             attempts += 1
             if self.rules.decide(outcome, attempts) is not Strategy.RETRY:
-                await self._drop(row, await seq(), DropReason.DISCARDED)
+                await self._drop(row, DropReason.DISCARDED)
                 return
             next_attempt_at = self._now_ms() + self._backoff_ms(attempts)
-            if (stored_seq := await seq()) is not None:
-                await self._repository.record_failure(stored_seq, attempts, next_attempt_at)
+            await self._repository.record_failure(row.seq, attempts, next_attempt_at)
             self._handler.retrying(self.realm, row)
 
-    async def _drop(self, row: QueuedDelivery, seq: int | None, reason: DropReason) -> None:
-        if seq is not None:
-            await self._repository.remove(seq)
+    def _remember_finished(self, seq: int) -> None:
+        self._finished.add(seq)
+        self._finished_order.append(seq)
+        if len(self._finished_order) > _MEMORY_LIMIT:
+            self._finished.discard(self._finished_order.popleft())
+
+    async def _drop(self, row: QueuedDelivery, reason: DropReason) -> None:
+        await self._repository.remove(row.seq)
         self._handler.dropped(self.realm, row.trigger_id, reason)

@@ -1,18 +1,23 @@
-"""The trigger engine: takes matched events from ingestion and delivers them through actions.
+"""The trigger engine: delivers what ingestion queued, through the triggers' actions.
 
-`submit` never waits: it encodes the event and hands it to a writer task, which stores
-submissions in batches (one transaction each) and hands them to their queues. A queue with
-nothing waiting starts the delivery at once, while it is being stored (see `delivery_queue`).
-Queues are durable and per (realm, policy), as in Astarte:
-- HTTP actions with a policy go to the policy's queue, with its capacity, TTL, prefetch and
+Ingestion matches events and stores the deliveries in durable queues, per (realm, policy) as
+in Astarte, in the same transaction as the values that fired them; the engine delivers them:
+- HTTP actions with a policy are in the policy's queue, with its capacity, TTL, prefetch and
   error handlers;
-- HTTP actions without one go to `@default`: one attempt, errors dropped, as Astarte does;
-- AMQP actions go to `@amqp` and are published to `amqp_url`; like Astarte's publisher they
+- HTTP actions without one are in `@default`: one attempt, errors dropped, as Astarte does;
+- AMQP actions are in `@amqp` and are published to `amqp_url`; like Astarte's publisher they
   are retried until the broker confirms them (policies do not apply to AMQP actions).
 Each queue runs its own deliveries, so a slow or dead receiver only holds up its own queue.
 
-Resumed queues (after a restart) find their triggers and policies through a
-`TriggerDirectory`; a delivery whose trigger is gone is dropped, as Astarte drops it.
+Several engines (triggers processes) share the queues through leases in storage: an engine
+delivers a queue only while it holds its lease, renews it every `lease_interval`, and gives it
+up once the queue is idle, so two engines never deliver the same event in normal operation;
+the lease of an engine that died expires after `lease_ttl` and another takes the queue over.
+Ingestion announces new deliveries on the bus; an engine also looks for non-empty queues
+every `lease_interval`, so a missed announcement only delays delivery.
+
+Queues find their triggers and policies through a `TriggerDirectory`; a delivery whose
+trigger is gone is dropped, as Astarte drops it.
 """
 
 from __future__ import annotations
@@ -27,23 +32,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from astraea.bus.base import Bus, Subscription
+from astraea.bus.messages import BroadcastMessage, DeliveriesQueued
+from astraea.core.simple_event_codec import DecodeError, decode_simple_event
 from astraea.core.trigger_actions import Action, AmqpAction, HttpAction
-from astraea.core.trigger_events import SimpleEvent, event_type
-from astraea.core.trigger_policies import DEFAULT_POLICY, DEFAULT_POLICY_NAME, Policy, Strategy
-from astraea.storage.base import DeliveryQueueRepository, NewDelivery, QueuedDelivery
+from astraea.core.trigger_deliveries import AMQP_QUEUE
+from astraea.core.trigger_policies import DEFAULT_POLICY, Policy, Strategy
+from astraea.storage.base import DeliveryQueueRepository, QueuedDelivery
 from astraea.triggers.amqp_delivery import AmqpPublisher
 from astraea.triggers.delivery_queue import DeliveryHandler, DeliveryQueue, QueueRules
 from astraea.triggers.http_delivery import HttpDeliverer, UndeliverableError
 from astraea.triggers.metrics import DropReason, TriggerMetrics
-from astraea.triggers.simple_event_codec import (
-    DecodeError,
-    decode_simple_event,
-    encode_simple_event,
-)
-
-AMQP_QUEUE = "@amqp"
 
 _log = logging.getLogger(__name__)
+
+RESYNC_EVERY = 10  # lease rounds between full re-reads of a queue
 
 
 class DeliverableTrigger(Protocol):
@@ -57,7 +60,7 @@ class DeliverableTrigger(Protocol):
 
 
 class TriggerDirectory(Protocol):
-    """Looks up what resumed deliveries need; fresh submissions bring their own."""
+    """Looks up the triggers and policies of queued deliveries (the engine remembers them)."""
 
     async def find_trigger(
         self, realm: str, trigger_id: uuid.UUID
@@ -76,6 +79,8 @@ class EngineSettings:
     retry_delay: float = 1.0  # seconds before the first retry; doubles with each one
     max_retry_delay: float = 60.0
     expiry_interval: float = 1.0  # how often queues with a TTL look for expired events
+    lease_interval: float = 1.0  # seconds between lease renewals and looks for work
+    lease_ttl: float = 10.0  # seconds a lease lasts without renewal
 
 
 class TriggerEngine:
@@ -84,158 +89,136 @@ class TriggerEngine:
         repository: DeliveryQueueRepository,
         directory: TriggerDirectory,
         metrics: TriggerMetrics,
+        bus: Bus,
+        owner: str,
         settings: EngineSettings | None = None,
         *,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
+        """`owner` names this engine in the leases it holds; unique per process."""
         self._repository = repository
         self._directory = directory
         self._metrics = metrics
+        self._bus = bus
+        self._owner = owner
         self._settings = settings or EngineSettings()
         self._now_ms = now_ms
         self._deliveries = _Deliveries(directory, metrics, self._settings, now_ms)
         self._queues: dict[tuple[str, str], DeliveryQueue] = {}
-        self._policies: dict[tuple[str, str], Policy] = {}
-        # Submitted, to be stored; with the future of those the queue started early.
-        self._inbox: list[tuple[NewDelivery, asyncio.Future[QueuedDelivery | None] | None]] = []
-        self._inbox_ready = asyncio.Event()
-        self._write_lock = asyncio.Lock()
-        self._writer: asyncio.Task[None] | None = None
+        self._claiming: dict[tuple[str, str], asyncio.Lock] = {}
+        self._subscription: Subscription | None = None
+        self._leaser: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Opens the clients and resumes every queue that still holds deliveries."""
+        """Opens the clients and starts delivering the queues it can lease."""
         self._deliveries.open()
-        for realm, name in await self._repository.queues():
-            policy = None
-            if not name.startswith("@"):
-                policy = await self._directory.find_policy(realm, name)
-            if policy is not None:
-                self._policies[(realm, name)] = policy
-            self._queue(realm, name, policy).notify()
-        self._writer = asyncio.create_task(self._write_forever(), name="triggers writer")
-
-    def submit(
-        self, trigger: DeliverableTrigger, policy: Policy | None, event: SimpleEvent
-    ) -> None:
-        """Queues one matched event for delivery; returns at once, whatever the receivers do.
-
-        `policy` is the trigger's delivery policy (None: `@default`); AMQP actions ignore it.
-        """
-        if self._writer is None:
-            raise RuntimeError("the trigger engine is not running")
-        realm = event.realm
-        self._metrics.matched.labels(realm, trigger.name).inc()
-        if isinstance(trigger.action, AmqpAction) and self._deliveries.amqp is None:
-            _log.warning("trigger %s/%s: no AMQP broker configured", realm, trigger.name)
-            self._metrics.drop(realm, trigger.name, DropReason.UNDELIVERABLE)
-            return
-        if isinstance(trigger.action, AmqpAction):
-            queue, policy = AMQP_QUEUE, None
-        else:
-            queue = DEFAULT_POLICY_NAME if policy is None else policy.name
-        ttl = self._rules(queue, policy).ttl_ms
-        now = self._now_ms()
-        try:
-            delivery = NewDelivery(
-                realm=realm,
-                policy=queue,
-                device_id=event.device_id,
-                trigger_id=event.parent_trigger_id,
-                simple_trigger_id=event.simple_trigger_id,
-                event_type=event_type(event.event),
-                event=encode_simple_event(event),
-                enqueued_at=now,
-                expires_at=None if ttl is None else now + ttl,
-            )
-        except (ValueError, TypeError, OverflowError):  # BSON cannot hold the value
-            _log.exception("trigger %s/%s: event cannot be encoded", realm, trigger.name)
-            self._metrics.drop(realm, trigger.name, DropReason.UNDELIVERABLE)
-            return
-        self._deliveries.remember(realm, event.parent_trigger_id, trigger)
-        if policy is not None:
-            self._policies[(realm, queue)] = policy
-        target = self._queue(realm, queue, policy)
-        started = target.start_early(delivery)
-        if started is None:
-            target.hold()
-        self._inbox.append((delivery, started))
-        self._inbox_ready.set()
-
-    async def flush(self) -> None:
-        """Waits until every event submitted so far is stored."""
-        async with self._write_lock:
-            batch, self._inbox = self._inbox, []
-            if not batch:
-                return
-            try:
-                stored = await self._repository.enqueue([delivery for delivery, _ in batch])
-            except Exception:
-                _log.exception("could not store %d trigger deliveries", len(batch))
-                stored = [None] * len(batch)
-                for delivery, started in batch:
-                    if started is None:  # an early one is being attempted all the same
-                        self._deliveries.dropped(
-                            delivery.realm, delivery.trigger_id, DropReason.UNDELIVERABLE
-                        )
-            held: dict[tuple[str, str], list[QueuedDelivery]] = {}
-            counts: dict[tuple[str, str], int] = {}
-            for (delivery, started), row in zip(batch, stored, strict=True):
-                if started is not None:
-                    started.set_result(row)
-                    continue
-                key = (delivery.realm, delivery.policy)
-                counts[key] = counts.get(key, 0) + 1
-                if row is not None:  # None: its realm is gone
-                    held.setdefault(key, []).append(row)
-            for key, count in counts.items():
-                self._queues[key].offer(held.get(key, []), count)
+        self._subscription = await self._bus.subscribe(self._on_broadcast)
+        await self._lease_round(0)
+        self._leaser = asyncio.create_task(self._lease_forever(), name="triggers leases")
 
     async def stop(self) -> None:
-        """Stores what was submitted, then stops; undelivered events resume on `start`."""
-        if self._writer is None:
+        """Stops delivering and gives the leases up; undelivered events stay queued."""
+        if self._leaser is None:
             return
-        self._writer.cancel()
+        self._leaser.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self._writer = None
-        await self.flush()
-        for queue in self._queues.values():
+            await self._leaser
+        self._leaser = None
+        if self._subscription is not None:
+            await self._subscription.cancel()
+            self._subscription = None
+        for (realm, name), queue in list(self._queues.items()):
             await queue.stop()
+            with contextlib.suppress(Exception):  # it expires anyway
+                await self._repository.release_lease(realm, name, self._owner)
         self._queues.clear()
         await self._deliveries.close()
 
-    async def _write_forever(self) -> None:
-        while True:
-            await self._inbox_ready.wait()
-            self._inbox_ready.clear()
-            await self.flush()
+    def holds(self, realm: str, policy: str) -> bool:
+        return (realm, policy) in self._queues
 
-    def _queue(self, realm: str, name: str, policy: Policy | None) -> DeliveryQueue:
-        rules = self._rules(name, policy)
-        queue = self._queues.get((realm, name))
+    async def _on_broadcast(self, message: BroadcastMessage) -> None:
+        if not isinstance(message, DeliveriesQueued):
+            return
+        key = (message.realm, message.policy)
+        queue = self._queues.get(key)
         if queue is None:
-            queue = DeliveryQueue(
+            queue = await self._claim(*key)
+        if queue is not None:
+            queue.offer(message.deliveries)
+
+    async def _lease_forever(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(self._settings.lease_interval)
+            rounds += 1
+            try:
+                await self._lease_round(rounds)
+            except Exception:  # storage trouble: the next round tries again
+                _log.exception("trigger queue leases: round failed")
+
+    async def _lease_round(self, rounds: int) -> None:
+        """Renews what it holds (giving idle queues up), then claims queues with work."""
+        for key, queue in list(self._queues.items()):
+            if queue.idle:
+                await self._give_up(key, queue)
+            elif not await self._lease(*key):
+                _log.warning("trigger queue %s/%s: lease lost, stopping", *key)
+                self._queues.pop(key, None)
+                await queue.stop()
+            elif rounds % RESYNC_EVERY == 0:
+                queue.resync()
+        for realm, name in await self._repository.queues():
+            if (realm, name) not in self._queues:
+                await self._claim(realm, name)
+
+    async def _claim(self, realm: str, name: str) -> DeliveryQueue | None:
+        """Starts delivering the queue if its lease is free; None when another engine has it."""
+        key = (realm, name)
+        lock = self._claiming.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._queues:
+                return self._queues[key]
+            if not await self._lease(realm, name):
+                return None
+            policy = None
+            if not name.startswith("@"):
+                policy = await self._directory.find_policy(realm, name)
+            queue = self._queues[key] = DeliveryQueue(
                 realm,
                 name,
-                rules,
+                self._rules(name, policy),
                 self._repository,
                 self._deliveries,
                 backoff_ms=self._backoff_ms,
                 now_ms=self._now_ms,
                 expiry_interval=self._settings.expiry_interval,
             )
-            self._queues[(realm, name)] = queue
             queue.start()
-        else:
-            queue.rules = rules  # the policy may have been deleted and created anew
+            queue.notify()
+        self._claiming.pop(key, None)
         return queue
+
+    async def _give_up(self, key: tuple[str, str], queue: DeliveryQueue) -> None:
+        del self._queues[key]
+        await queue.stop()
+        await self._repository.release_lease(*key, self._owner)
+
+    async def _lease(self, realm: str, name: str) -> bool:
+        return await self._repository.lease(
+            realm,
+            name,
+            self._owner,
+            now=self._now_ms(),
+            ttl=int(self._settings.lease_ttl * 1000),
+        )
 
     def _rules(self, name: str, policy: Policy | None) -> QueueRules:
         builtin = self._settings.builtin_concurrency
         if name == AMQP_QUEUE:
             return QueueRules(None, None, builtin, lambda code, attempts: Strategy.RETRY)
         if policy is None:
-            # `@default`, or a resumed queue whose policy is gone: one attempt each.
+            # `@default`, or a queue whose policy is gone: one attempt each.
             return QueueRules(None, None, builtin, DEFAULT_POLICY.decide)
         return QueueRules(
             capacity=policy.maximum_capacity,
@@ -284,9 +267,6 @@ class _Deliveries(DeliveryHandler):
         if self.amqp is not None:
             await self.amqp.close()
         self._http = self.amqp = None
-
-    def remember(self, realm: str, trigger_id: uuid.UUID, trigger: DeliverableTrigger) -> None:
-        self._triggers[(realm, trigger_id)] = trigger
 
     async def attempt(self, realm: str, delivery: QueuedDelivery) -> int | DropReason:
         trigger = await self._trigger(realm, delivery.trigger_id)

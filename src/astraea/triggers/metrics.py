@@ -18,18 +18,12 @@ class DropReason(enum.StrEnum):
     CAPACITY = "capacity"  # the oldest in a full queue
     EXPIRED = "expired"  # older than the policy's event_ttl
     TRIGGER_MISSING = "trigger_missing"  # the trigger was deleted before delivery
-    UNDELIVERABLE = "undeliverable"  # could not be queued (e.g. no AMQP broker configured)
+    UNDELIVERABLE = "undeliverable"  # cannot be delivered (e.g. no AMQP broker configured)
 
 
 class TriggerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["realm", "trigger"]
-        self.matched = Counter(
-            "astraea_trigger_events_matched",
-            "Events matched by a trigger and submitted for delivery.",
-            labels,
-            registry=registry,
-        )
         self.delivered = Counter(
             "astraea_trigger_events_delivered",
             "Events delivered successfully (HTTP 2xx/3xx, or confirmed by the AMQP broker).",

@@ -8,6 +8,7 @@ Each `Occurrence` pairs what triggers match on (`subject`) with what a delivery 
   `value_stored`. Astarte accepts `value_stored` triggers but never fires them; Astraea fires
   them as its documentation describes ("after it is saved to the database");
 - a property that a `/producer/properties` purge removed: `path_removed` only;
+- a registration: `device_registered`;
 - an introspection: `incoming_introspection`, then `interface_removed`/`interface_added` by
   name (a major change removes the old major and adds the new one), then
   `interface_minor_updated`.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from astraea.core import trigger_events as fired
 from astraea.core.trigger_matching import DataEvent, DeviceEvent
@@ -68,11 +68,6 @@ def outcome_occurrences(outcome: Outcome, wants: Wants = _everything) -> list[Oc
     return found
 
 
-def registration_occurrence(realm: str, device_id: str, at: datetime) -> Occurrence:
-    subject = DeviceEvent(DeviceTriggerEvent.DEVICE_REGISTERED, device_id)
-    return Occurrence(realm, subject, fired.DeviceRegistered(), datetime_to_millis(at))
-
-
 def _occurrences(
     event: ingest.IngestEvent, wants: Wants, *, from_data: bool
 ) -> Iterator[Occurrence]:
@@ -97,12 +92,15 @@ def _occurrences(
 
 
 def _device_occurrences(
-    event: ingest.DeviceConnected
+    event: ingest.DeviceRegistered
+    | ingest.DeviceConnected
     | ingest.DeviceDisconnected
     | ingest.DeviceErrorOccurred
     | ingest.IntrospectionReceived,
 ) -> Iterator[Occurrence]:
-    if isinstance(event, ingest.DeviceConnected):
+    if isinstance(event, ingest.DeviceRegistered):
+        yield _device(event, DeviceTriggerEvent.DEVICE_REGISTERED, fired.DeviceRegistered())
+    elif isinstance(event, ingest.DeviceConnected):
         yield _device(event, DeviceTriggerEvent.DEVICE_CONNECTED, fired.DeviceConnected(event.ip))
     elif isinstance(event, ingest.DeviceDisconnected):
         yield _device(event, DeviceTriggerEvent.DEVICE_DISCONNECTED, fired.DeviceDisconnected())

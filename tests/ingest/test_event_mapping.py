@@ -11,12 +11,11 @@ from astraea.core.triggers import DeviceTriggerEvent as Device
 from astraea.core.values import datetime_to_millis
 from astraea.ingest import events as ingest
 from astraea.ingest.errors import DeviceError, ErrorName
-from astraea.ingest.messages import Outcome
-from astraea.triggers.event_mapping import (
+from astraea.ingest.event_mapping import (
     Occurrence,
     outcome_occurrences,
-    registration_occurrence,
 )
+from astraea.ingest.messages import Outcome
 
 REALM = "test"
 DEVICE = "ydqBlFsGQ--xZ-_efQxuLw"
@@ -194,9 +193,10 @@ def test_introspection_diff() -> None:
 
 
 def test_registration() -> None:
-    assert registration_occurrence(REALM, DEVICE, T0) == device_occurrence(
-        Device.DEVICE_REGISTERED, fired.DeviceRegistered()
-    )
+    registered = Outcome(events=(ingest.DeviceRegistered(REALM, DEVICE, T0),))
+    assert outcome_occurrences(registered) == [
+        device_occurrence(Device.DEVICE_REGISTERED, fired.DeviceRegistered())
+    ]
 
 
 def test_only_wanted_occurrences_are_built() -> None:

@@ -10,6 +10,11 @@ import bson
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from astraea.core.simple_event_codec import (
+    DecodeError,
+    decode_simple_event,
+    encode_simple_event,
+)
 from astraea.core.trigger_events import (
     DeviceConnected,
     DeviceDeletionFinished,
@@ -30,11 +35,6 @@ from astraea.core.trigger_events import (
     ValueChange,
     ValueChangeApplied,
     ValueStored,
-)
-from astraea.triggers.simple_event_codec import (
-    DecodeError,
-    decode_simple_event,
-    encode_simple_event,
 )
 
 F = descriptor_pb2.FieldDescriptorProto
