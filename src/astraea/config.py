@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+class Role(enum.StrEnum):
+    """What a process does; `astraea up` runs them all, `astraea serve --role` some."""
+
+    TRANSPORT = "transport"  # MQTT sessions of devices
+    INGEST = "ingest"  # decode, validate, store, match triggers
+    TRIGGERS = "triggers"  # deliver trigger events
+    API = "api"  # the HTTP APIs
+
+
+ALL_ROLES = frozenset(Role)
 
 
 @dataclass(slots=True)
@@ -24,7 +37,15 @@ class Settings:
     appengine_max_results: int = 10_000
     # How often expired datastream samples (database_retention_ttl) are deleted.
     expiry_sweep_seconds: float = 60.0
+    # Storage; None: the SQLite file in the data folder.
+    database_url: str | None = None
+    # The bus between roles; None: in this process's memory (every role must run here).
+    bus_url: str | None = None
+    # Identifies this process's transport node; None: host name and MQTT port.
+    node_name: str | None = None
+    roles: frozenset[Role] = field(default_factory=lambda: ALL_ROLES)
 
-    @property
-    def database_url(self) -> str:
+    def storage_url(self) -> str:
+        if self.database_url:
+            return self.database_url
         return f"sqlite:///{(self.data_dir / 'astraea.db').resolve()}"

@@ -1,43 +1,70 @@
-"""Runs every component of the platform in one process (`astraea up`)."""
+"""One platform process: its storage, its bus, the roles it runs and its HTTP port.
+
+`astraea up` runs every role here on SQLite and the in-process bus; `astraea serve --role`
+runs some of them, usually on PostgreSQL and RabbitMQ. Every process answers `/health` and
+`/metrics` on its HTTP port; only one running the `api` role serves the APIs there.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from astraea.api.app import create_app
-from astraea.api.context import ApiContext, ApiSettings
-from astraea.bus.inproc import GroupCommitQueue
-from astraea.config import Settings
-from astraea.device_gateway import DeviceGateway
-from astraea.ingest.ingestor import Ingestor
-from astraea.ingest.messages import DeviceMessage, Outcome
-from astraea.ingest.metrics import IngestMetrics
-from astraea.pairing.ca import CA_CERT_FILE, CertificateAuthority
+from astraea.api.context import ApiContext
+from astraea.bus import open_bus
+from astraea.bus.base import Bus
+from astraea.bus.device_commands import DeviceCommands
+from astraea.config import ALL_ROLES, Role, Settings
+from astraea.core.sessions import MAX_QUEUED_MESSAGES
+from astraea.pairing.ca import CertificateAuthority
+from astraea.roles import (
+    START_ORDER,
+    ApiRole,
+    IngestRole,
+    KeyPaths,
+    RunningRole,
+    Shared,
+    TransportRole,
+    TriggersRole,
+    process_id,
+)
 from astraea.storage import open_storage
 from astraea.storage.base import Storage
 from astraea.tls_material import ensure_keypair, ensure_server_certificate
-from astraea.transport.commands import LocalDeviceCommands
 from astraea.transport.server import MqttServer
-from astraea.transport.settings import TransportSettings
-from astraea.triggers.directory import StorageDirectory
-from astraea.triggers.engine import EngineSettings, TriggerEngine
-from astraea.triggers.evaluator import TriggerEvaluator
-from astraea.triggers.metrics import TriggerMetrics
+from astraea.triggers.engine import TriggerEngine
 
 log = logging.getLogger("astraea")
+
+
+class ConfigurationError(ValueError):
+    """The settings cannot work together (the message says why)."""
+
+
+@contextlib.contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Held while keys are read or made: processes started at once on one data folder
+    would otherwise each write a key pair, and one could pair its key with another's
+    certificate."""
+    with (data_dir / ".keys.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class _EmbeddedHttpServer(uvicorn.Server):
@@ -48,30 +75,16 @@ class _EmbeddedHttpServer(uvicorn.Server):
         yield
 
 
-@dataclass(slots=True)
-class KeyPaths:
-    housekeeping_public_key: Path
-    housekeeping_private_key: Path | None
-    mqtt_tls_cert: Path
-    mqtt_tls_key: Path
-
-
 @dataclass
 class Platform:
     settings: Settings
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     storage: Storage | None = None
+    bus: Bus | None = None
     keys: KeyPaths | None = None
     ca: CertificateAuthority | None = None
-    api_context: ApiContext | None = None
-    commands: LocalDeviceCommands | None = None
     http_port: int | None = None
-    mqtt: MqttServer | None = None
-    triggers: TriggerEngine | None = None
-    _evaluator: TriggerEvaluator | None = None
-    _ingestor: Ingestor | None = None
-    _ingest_queue: GroupCommitQueue[DeviceMessage, Outcome] | None = None
-    _expiry_sweeper: asyncio.Task[None] | None = None
+    roles: dict[Role, RunningRole] = field(default_factory=dict)
     _http: _EmbeddedHttpServer | None = None
     _http_task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,37 +92,89 @@ class Platform:
     def is_ready(self) -> bool:
         return (
             self.storage is not None
-            and self.mqtt is not None
+            and self.bus is not None
+            and self.bus.is_healthy()
+            and len(self.roles) == len(self.settings.roles)
+            and all(role.is_ready() for role in self.roles.values())
             and self._http is not None
             and self._http.started
             and not self._stopping.is_set()
         )
 
+    @property
+    def mqtt(self) -> MqttServer | None:
+        role = self.roles.get(Role.TRANSPORT)
+        return role.server if isinstance(role, TransportRole) else None
+
+    @property
+    def triggers(self) -> TriggerEngine | None:
+        role = self.roles.get(Role.TRIGGERS)
+        return role.engine if isinstance(role, TriggersRole) else None
+
+    @property
+    def api_context(self) -> ApiContext | None:
+        role = self.roles.get(Role.API)
+        return role.context if isinstance(role, ApiRole) else None
+
+    @property
+    def commands(self) -> DeviceCommands | None:
+        context = self.api_context
+        return None if context is None else context.commands
+
+    @property
+    def node_name(self) -> str | None:
+        role = self.roles.get(Role.TRANSPORT)
+        return role.node_name if isinstance(role, TransportRole) else None
+
     async def start(self) -> None:
         settings = self.settings
+        check_settings(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.keys = self._prepare_keys()
-        self.ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
-        self.storage = await open_storage(settings.database_url)
-        # No device connection outlives the process that held it.
-        await self.storage.devices.clear_stale_connections()
-        self._evaluator = await self._start_triggers()
-        await self._start_device_pipeline(settings.data_dir / "ca" / CA_CERT_FILE)
-        self._expiry_sweeper = asyncio.create_task(self._sweep_expired_samples())
-        self.api_context = context = ApiContext(
-            storage=self.storage,
-            settings=ApiSettings(
-                housekeeping_public_key_pem=self.keys.housekeeping_public_key.read_text(),
-                broker_url=self.broker_url,
-                disable_auth=settings.disable_auth,
-                enable_realm_deletion=settings.enable_realm_deletion,
-                appengine_max_results_limit=settings.appengine_max_results,
-            ),
-            ca=self.ca,
-            commands=self.commands,
-            on_device_registered=self._evaluator.device_registered,
+        with _data_dir_lock(settings.data_dir):
+            self.keys = self._prepare_keys()
+            self.ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
+        self.storage = await open_storage(settings.storage_url())
+        identity = process_id()
+        self.bus = open_bus(settings.bus_url, identity)
+        await self.bus.start()
+        shared = Shared(
+            settings,
+            self.storage,
+            self.bus,
+            self.registry,
+            self.keys,
+            self.ca,
+            DeviceCommands(self.bus, self.storage.sessions, max_queued=MAX_QUEUED_MESSAGES),
+            identity,
         )
-        app = create_app(context, registry=self.registry, is_ready=self.is_ready)
+        for role in START_ORDER:
+            if role in settings.roles:
+                await self._start_role(role, shared)
+        await self._serve_http()
+
+    async def _start_role(self, role: Role, shared: Shared) -> None:
+        if role is Role.INGEST:
+            ingest = IngestRole(shared)
+            self.roles[role] = ingest
+            await ingest.start()
+        elif role is Role.TRIGGERS:
+            triggers = TriggersRole(shared)
+            self.roles[role] = triggers
+            await triggers.start()
+        elif role is Role.TRANSPORT:
+            transport = TransportRole(shared)
+            self.roles[role] = transport
+            await transport.start()
+        else:
+            self.roles[role] = ApiRole(shared, self.broker_url)
+
+    async def _serve_http(self) -> None:
+        settings = self.settings
+        api = self.roles.get(Role.API)
+        if isinstance(api, ApiRole):
+            app = api.app(self.registry, self.is_ready)
+        else:  # health and metrics only
+            app = create_app(None, registry=self.registry, is_ready=self.is_ready)
         sock = socket.create_server((settings.host, settings.http_port), reuse_port=False)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -121,72 +186,19 @@ class Platform:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
 
-    async def _start_triggers(self) -> TriggerEvaluator:
-        """The trigger engine, then the evaluator that feeds it from ingestion and Pairing."""
-        assert self.storage is not None
-        self.triggers = TriggerEngine(
-            self.storage.delivery_queue,
-            StorageDirectory(self.storage),
-            TriggerMetrics(self.registry),
-            EngineSettings(amqp_url=self.settings.amqp_url),
-        )
-        await self.triggers.start()
-        evaluator = TriggerEvaluator(self.storage, self.triggers)
-        await evaluator.start()
-        return evaluator
-
-    async def _start_device_pipeline(self, ca_file: Path) -> None:
-        """Devices → MQTT transport → group-commit queue → ingestion → storage."""
-        assert self.storage is not None and self.keys is not None
-        self._ingestor = Ingestor(self.storage, clock=_utc_now)
-        metrics = IngestMetrics(self.registry)
-        self._ingest_queue = GroupCommitQueue(metrics.timed(self._ingestor.process))
-        self._ingest_queue.start()
-        assert self._evaluator is not None
-        gateway = DeviceGateway(
-            self.storage.devices,
-            self._ingest_queue.submit,
-            on_outcome=self._evaluator.on_outcome,
-            metrics=metrics,
-        )
-        self.mqtt = MqttServer(
-            gateway,
-            TransportSettings(
-                ca_file=ca_file,
-                cert_file=self.keys.mqtt_tls_cert,
-                key_file=self.keys.mqtt_tls_key,
-                host=self.settings.host,
-                port=self.settings.mqtt_port,
-            ),
-        )
-        await self.mqtt.start()
-        gateway.commands = self.commands = LocalDeviceCommands(self.mqtt)
-
-    async def _sweep_expired_samples(self) -> None:
-        """Reads already hide expired samples; this reclaims their space in the background."""
-        while True:
-            await asyncio.sleep(self.settings.expiry_sweep_seconds)
-            assert self.storage is not None
-            try:
-                removed = await self.storage.values.purge_expired(_utc_now())
-            except Exception:  # a failed sweep is retried at the next interval
-                log.exception("could not delete expired samples")
-                continue
-            if removed:
-                log.info("deleted %d expired samples", removed)
-
     @property
     def broker_url(self) -> str:
         """What devices are told to connect to: the configured URL, else the bound port."""
         if self.settings.broker_url:
             return self.settings.broker_url
-        port = self.mqtt.port if self.mqtt is not None else self.settings.mqtt_port
+        mqtt = self.mqtt
+        port = mqtt.port if mqtt is not None else self.settings.mqtt_port
         return f"mqtts://localhost:{port}"
 
     def _prepare_keys(self) -> KeyPaths:
         settings = self.settings
         keys_dir = settings.data_dir / "keys"
-        private: Path | None = None
+        private = None
         public = settings.housekeeping_public_key
         if public is None:
             private, public = ensure_keypair(keys_dir, "housekeeping")
@@ -203,38 +215,38 @@ class Platform:
 
     async def stop(self) -> None:
         """Stops taking requests, then devices (their last messages still get stored), then
-        ingestion, and closes storage last."""
+        ingestion and trigger delivery, and closes the bus and storage last."""
         self._stopping.set()
-        if self._expiry_sweeper is not None:
-            self._expiry_sweeper.cancel()
-            await asyncio.gather(self._expiry_sweeper, return_exceptions=True)
-            self._expiry_sweeper = None
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
             self._http = self._http_task = None
-        if self.mqtt is not None:
-            await self.mqtt.close()
-            self.mqtt = None
-        if self._ingest_queue is not None:
-            await self._ingest_queue.stop()
-            self._ingest_queue = None
-        if self._ingestor is not None:
-            await self._ingestor.flush()
-            self._ingestor = None
-        if self._evaluator is not None:  # evaluates what ingestion reported last
-            await self._evaluator.stop()
-            self._evaluator = None
-        if self.triggers is not None:  # stores what was submitted, for the next start
-            await self.triggers.stop()
-            self.triggers = None
+        for role in reversed(START_ORDER):
+            running = self.roles.pop(role, None)
+            if running is not None:
+                try:
+                    await running.stop()
+                except Exception:  # the others must stop all the same
+                    log.exception("role %s did not stop cleanly", role)
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
         if self.storage is not None:
             await self.storage.close()
             self.storage = None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+def check_settings(settings: Settings) -> None:
+    """Refuses what cannot work: roles split over processes need a bus between them."""
+    if not settings.roles:
+        raise ConfigurationError("no role to run")
+    if settings.bus_url is None and settings.roles != ALL_ROLES:
+        missing = ", ".join(sorted(ALL_ROLES - settings.roles))
+        raise ConfigurationError(
+            f"without --bus-url every role must run in this process (missing: {missing}): "
+            "roles in separate processes talk through a broker, e.g. "
+            "--bus-url amqp://guest:guest@127.0.0.1:5672/"
+        )
 
 
 async def run_until_signalled(

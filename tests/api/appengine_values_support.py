@@ -151,13 +151,10 @@ class RecordingCommands:
     published: list[tuple[str, str, str, bytes, int]] = field(default_factory=list)
 
     async def publish(
-        self, realm: str, device_id: str, topic: str, payload: bytes, qos: int
+        self, realm: str, device_id: str, topic: str, payload: bytes, qos: int, *, node: str | None
     ) -> bool:
         self.published.append((realm, device_id, topic, payload, qos))
         return self.delivered
-
-    async def disconnect(self, realm: str, device_id: str, reason: str) -> bool:
-        return False
 
 
 @dataclass
@@ -221,7 +218,7 @@ async def arrange(platform: Platform, headers: dict[str, str]) -> Env:
     await devices.set_introspection(REALM, STALE, {SERVER_PROPS: (7, 0)})
     await devices.update_aliases(REALM, DEVICE, {"name": ALIAS})
     commands = RecordingCommands()
-    context.commands = commands
+    context.commands = commands  # type: ignore[assignment]
     return Env(platform, storage, commands, headers)
 
 

@@ -30,6 +30,7 @@ from appengine_values_support import (
 from bson.codec_options import CodecOptions
 from tests.conftest import KeyPair
 
+from astraea.bus.device_commands import DeviceCommands
 from astraea.core.interface import Aggregation
 from astraea.platform import Platform
 
@@ -283,10 +284,13 @@ async def test_unreliable_datastream_is_stored_without_a_device_session(
     assert [s.value for s in await env.samples(SERVER_STREAM, "/unreliable")] == [2.0]
 
 
-async def test_without_a_transport_nothing_is_delivered(http: httpx.AsyncClient, env: Env) -> None:
+async def test_a_device_never_connected_is_reached_by_nothing(
+    http: httpx.AsyncClient, env: Env
+) -> None:
+    """The platform's own commands: no node holds the device and it has no stored session."""
     context = env.platform.api_context
-    assert context is not None
-    context.commands = None
+    assert context is not None and env.platform.bus is not None and env.storage is not None
+    context.commands = DeviceCommands(env.platform.bus, env.storage.sessions, max_queued=10)
 
     assert (await put(http, env, url(SERVER_PROPS, "/count"), 1)).status_code == 200
     assert (await put(http, env, url(SERVER_STREAM, "/unreliable"), 1)).status_code == 200

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sdk_venv import DriverProcess
 
+from astraea.bus.messages import DisconnectCause
 from tests.e2e.conftest import DeviceSetup
 
 pytestmark = pytest.mark.timeout(240)
@@ -159,9 +160,10 @@ async def test_sdk_reconnects_after_broker_disconnect_and_gets_offline_propertie
     )
     with first:
         await wait_for(first, "connected", count=1)
-        commands = device.platform.commands
-        assert commands is not None
-        assert await commands.disconnect(device.realm, device.device_id, "test: broker-side kick")
+        commands, node = device.platform.commands, device.platform.node_name
+        assert commands is not None and node is not None
+        kick = DisconnectCause.FORCED  # a broker-side kick, as an administrator's
+        assert await commands.disconnect(device.realm, device.device_id, kick, node=node)
         await wait_for(first, "connected", timeout=90, count=2)
         result = await asyncio.to_thread(first.finish, 60)
     assert result.returncode == 0, (result.events, result.stderr)

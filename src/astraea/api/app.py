@@ -23,16 +23,25 @@ from astraea.api.metrics import HttpMetrics, MetricsMiddleware
 from astraea.api.responses import JsonResponse
 
 API_SETS = ("appengine", "realmmanagement", "housekeeping", "pairing")
+_ROUTERS = (
+    housekeeping,
+    realm_management,
+    realm_management_triggers,
+    appengine_devices,
+    appengine_values,
+    pairing,
+)
 
 
 def create_app(
-    context: ApiContext,
+    context: ApiContext | None,
     *,
     registry: CollectorRegistry,
     is_ready: Callable[[], bool],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """`is_ready` decides /health: 200 only while every component of the process is ready."""
+    """`is_ready` decides /health: 200 only while every component of the process is ready.
+    Without `context` (a process without the `api` role) only health, version and metrics."""
     app = FastAPI(
         title="Astraea",
         version=__version__,
@@ -44,12 +53,9 @@ def create_app(
     app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
-    app.include_router(housekeeping.router)
-    app.include_router(realm_management.router)
-    app.include_router(realm_management_triggers.router)
-    app.include_router(appengine_devices.router)
-    app.include_router(appengine_values.router)
-    app.include_router(pairing.router)
+    if context is not None:
+        for api_set in _ROUTERS:
+            app.include_router(api_set.router)
 
     async def health() -> Response:
         return Response(status_code=200 if is_ready() else 503)

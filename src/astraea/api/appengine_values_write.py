@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from astraea.api.appengine_values_target import ValueTarget, endpoint_not_found
 from astraea.api.errors import ApiError
-from astraea.bus.base import DeviceCommands
+from astraea.bus.device_commands import DeviceCommands
 from astraea.core.endpoints import InvalidPathError
 from astraea.core.interface import (
     Aggregation,
@@ -28,6 +28,7 @@ from astraea.core.payloads import (
     encode_object_payload,
     encode_value_payload,
 )
+from astraea.core.retention import retention_seconds
 from astraea.core.values import (
     InvalidValueError,
     MissingRequiredKeyError,
@@ -36,7 +37,6 @@ from astraea.core.values import (
     object_value_from_json,
     value_from_json,
 )
-from astraea.ingest.retention import retention_seconds
 from astraea.storage.base import DatastreamSample, PropertyWrite, Realm, ValueRepository
 
 PROPERTY_QOS = 2
@@ -60,10 +60,7 @@ _CLOCK = ReceptionClock()
 
 
 class ValueWriter:
-    def __init__(
-        self, values: ValueRepository, commands: DeviceCommands | None, realm: Realm
-    ) -> None:
-        """`commands` is None where no transport serves devices: nothing is delivered."""
+    def __init__(self, values: ValueRepository, commands: DeviceCommands, realm: Realm) -> None:
         self._values = values
         self._commands = commands
         self._realm = realm
@@ -136,11 +133,12 @@ class ValueWriter:
         await self._publish(target, b"", PROPERTY_QOS)
 
     async def _publish(self, target: ValueTarget, payload: bytes, qos: int) -> bool:
-        if self._commands is None:
-            return False
-        device_id = target.device.device_id
-        topic = device_topic(target.realm, device_id, target.interface.name, target.path)
-        return await self._commands.publish(target.realm, device_id, topic, payload, qos)
+        device = target.device
+        topic = device_topic(target.realm, device.device_id, target.interface.name, target.path)
+        node = device.connection_node if device.connected else None
+        return await self._commands.publish(
+            target.realm, device.device_id, topic, payload, qos, node=node
+        )
 
 
 def _check_server_owned(target: ValueTarget) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from fastapi import Request
 
-from astraea.bus.base import DeviceCommands
+from astraea.bus.base import Bus
+from astraea.bus.device_commands import DeviceCommands
 from astraea.pairing.ca import CertificateAuthority
 from astraea.storage.base import Storage
 
@@ -29,10 +28,8 @@ class ApiContext:
     storage: Storage
     settings: ApiSettings
     ca: CertificateAuthority
-    commands: DeviceCommands | None = None  # None where no transport serves devices
-    # Told (realm, device id, when) of every registration, for `device_registered` triggers;
-    # it must return at once.
-    on_device_registered: Callable[[str, str, datetime], None] | None = None
+    bus: Bus
+    commands: DeviceCommands
 
 
 def get_context(request: Request) -> ApiContext:

@@ -34,6 +34,8 @@ from astraea.api.context import ApiContext, get_context
 from astraea.api.errors import ApiError, ValidationFailed, bad_request
 from astraea.api.realm_auth import RealmRequest, realm_authorizer
 from astraea.api.responses import JsonResponse
+from astraea.bus.base import DEVICE_MESSAGES, device_key
+from astraea.bus.messages import DeviceMessage, Registered
 from astraea.core.device_id import InvalidDeviceId, canonical_device_id
 from astraea.pairing.ca import InvalidCSR
 from astraea.pairing.cert_verify import verify_device_certificate
@@ -85,8 +87,11 @@ async def register_device(request: Request, auth: AgentAuthorized) -> JsonRespon
         raise ApiError(422, "Device already registered") from None
     except RegistrationLimitReached:
         raise ApiError(422, "Device registration limit reached") from None
-    if auth.context.on_device_registered is not None:
-        auth.context.on_device_registered(auth.realm.name, device_id, now)
+    # Through ingestion, in the device's order, for `device_registered` triggers.
+    registered = DeviceMessage(auth.realm.name, device_id, Registered(), now)
+    await auth.context.bus.publish(
+        DEVICE_MESSAGES, device_key(auth.realm.name, device_id), registered
+    )
     return JsonResponse({"data": {"credentials_secret": secret}}, status_code=201)
 
 

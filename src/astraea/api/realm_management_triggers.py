@@ -6,6 +6,7 @@ name, 404/400 for a data trigger its interface cannot serve, 404 for a missing p
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,7 @@ from astraea.api.body import read_data, read_data_object
 from astraea.api.errors import ApiError, ValidationFailed
 from astraea.api.realm_management import PREFIX, Authorized
 from astraea.api.responses import JsonResponse
+from astraea.bus.messages import TriggersChanged
 from astraea.core.trigger_policies import PolicyValidationError, parse_policy, policy_to_json
 from astraea.core.triggers import (
     DataTrigger,
@@ -24,6 +26,8 @@ from astraea.core.triggers import (
     parse_trigger,
 )
 from astraea.storage.base import AlreadyExists, PolicyInUse, PolicyNotFound
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix=PREFIX, tags=["realm management"])
 
@@ -54,6 +58,7 @@ async def install_trigger(request: Request, auth: Authorized) -> JsonResponse:
         raise ApiError(409, _TRIGGER_EXISTS) from None
     except PolicyNotFound:
         raise ApiError(404, _POLICY_NOT_FOUND) from None
+    await _announce_change(auth)
     return JsonResponse(
         {"data": trigger.to_json()},
         status_code=201,
@@ -90,7 +95,17 @@ async def get_trigger(name: str, auth: Authorized) -> JsonResponse:
 async def delete_trigger(name: str, auth: Authorized) -> Response:
     if not await auth.context.storage.triggers.delete(auth.realm.name, name):
         raise ApiError(404, _TRIGGER_NOT_FOUND)
+    await _announce_change(auth)
     return Response(status_code=204)
+
+
+async def _announce_change(auth: Authorized) -> None:
+    """Ingestion reloads the realm's triggers at once instead of at its next poll (which
+    catches the change anyway, should the broadcast be lost)."""
+    try:
+        await auth.context.bus.broadcast(TriggersChanged(auth.realm.name))
+    except Exception:
+        logger.exception("could not announce the trigger change in %s", auth.realm.name)
 
 
 @router.get("/policies")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from astraea.cli import appengine, housekeeping, pairing, realm_management, utils
-from astraea.cli.up import up
+from astraea.cli.up import serve, up
 
 app = typer.Typer(
     name="astraea",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(up)
+app.command()(serve)
 app.add_typer(utils.app, name="utils", help="Keys, tokens and device ids.")
 app.add_typer(housekeeping.app, name="housekeeping", help="Realms (Housekeeping API).")
 app.add_typer(

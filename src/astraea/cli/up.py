@@ -1,19 +1,28 @@
-"""`astraea up`: every component in one process on the embedded default."""
+"""`astraea up` (every role in one process, by default on SQLite and the in-process bus)
+and `astraea serve --role …` (some roles, usually on PostgreSQL and RabbitMQ).
+
+Both take the same flags, so one command line fits every process of a deployment; a flag that
+a role does not use is ignored.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
 
 from astraea import __version__
-from astraea.config import Settings
-from astraea.platform import Platform, run_event_loop, run_until_signalled
+from astraea.bus.base import BusError
+from astraea.config import ALL_ROLES, Role, Settings
+from astraea.platform import ConfigurationError, Platform, run_event_loop, run_until_signalled
+from astraea.storage.base import StorageError
 
 _console = Console(stderr=True)
 
@@ -25,12 +34,19 @@ def _announce(started_at: float) -> Callable[[Platform], None]:
         assert keys is not None
         base = f"http://{settings.host}:{platform.http_port}"
         elapsed = time.monotonic() - started_at
-        _console.print(f"[bold green]Astraea {__version__} is up[/] in {elapsed:.2f} s")
-        _console.print(f"  HTTP APIs      {base}  (docs: {base}/docs)")
-        _console.print(
-            f"  MQTT (TLS)     {settings.host}:{platform.mqtt.port if platform.mqtt else '?'}"
-            f"  (devices are told: {platform.broker_url})"
-        )
+        roles = ", ".join(role.value for role in Role if role in settings.roles)
+        _console.print(f"[bold green]Astraea {__version__} is up[/] in {elapsed:.2f} s ({roles})")
+        if Role.API in settings.roles:
+            _console.print(f"  HTTP APIs      {base}  (docs: {base}/docs)")
+        else:
+            _console.print(f"  health         {base}/health  (metrics: {base}/metrics)")
+        if platform.mqtt is not None:
+            _console.print(
+                f"  MQTT (TLS)     {settings.host}:{platform.mqtt.port}"
+                f"  (node {platform.node_name}; devices are told: {platform.broker_url})"
+            )
+        _console.print(f"  storage        {_redacted(settings.storage_url())}")
+        _console.print(f"  bus            {_redacted(settings.bus_url or 'in this process')}")
         _console.print(f"  data folder    {settings.data_dir.resolve()}")
         _console.print(f"  housekeeping public key   {keys.housekeeping_public_key}")
         if keys.housekeeping_private_key is not None:
@@ -38,11 +54,12 @@ def _announce(started_at: float) -> Callable[[Platform], None]:
         _console.print(f"  broker certificate        {keys.mqtt_tls_cert}")
         if settings.disable_auth:
             _console.print("[bold red]  AUTHENTICATION IS DISABLED: anyone can call every API[/]")
-        _console.print("Next: create a realm, e.g.")
-        _console.print(
-            "  astraea utils gen-keypair --out myrealm && "
-            "astraea housekeeping realms create myrealm --public-key myrealm_public.pem"
-        )
+        if Role.API in settings.roles:
+            _console.print("Next: create a realm, e.g.")
+            _console.print(
+                "  astraea utils gen-keypair --out myrealm && "
+                "astraea housekeeping realms create myrealm --public-key myrealm_public.pem"
+            )
         _console.print("Press Ctrl+C to stop.")
 
     return announce
@@ -104,8 +121,88 @@ def up(
             help="RabbitMQ for AMQP trigger actions, e.g. amqp://guest:guest@localhost:5672/.",
         ),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ASTRAEA_DATABASE_URL",
+            help="Storage, e.g. postgresql://user:pass@host/db "
+            "[default: SQLite in the data folder].",
+        ),
+    ] = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ASTRAEA_BUS_URL",
+            help="The bus between roles, e.g. amqp://guest:guest@host:5672/ "
+            "[default: in this process].",
+        ),
+    ] = None,
+    node_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ASTRAEA_NODE_NAME",
+            help="Names this transport node [default: host name and MQTT port].",
+        ),
+    ] = None,
 ) -> None:
-    """Run every component in one process on SQLite and an in-process bus."""
+    """Run every role in one process, by default on SQLite and an in-process bus."""
+    _run(ALL_ROLES, **locals())
+
+
+def serve(
+    role: Annotated[
+        list[str],
+        typer.Option(
+            "--role",
+            envvar="ASTRAEA_ROLE",
+            help="transport, ingest, triggers or api; several as a comma-separated list or "
+            "repeated --role.",
+        ),
+    ],
+    **options: Any,
+) -> None:
+    """Run some roles in this process; processes share storage (--database-url) and talk
+    through the bus (--bus-url)."""
+    _run(_parse_roles(role), **options)
+
+
+def _parse_roles(values: list[str]) -> frozenset[Role]:
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    try:
+        return frozenset(Role(name) for name in names)
+    except ValueError:
+        known = ", ".join(role.value for role in Role)
+        raise typer.BadParameter(f"unknown role in {values!r}; roles are {known}") from None
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, fit for a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _run(
+    roles: frozenset[Role],
+    *,
+    data_dir: Path,
+    host: str,
+    http_port: int,
+    mqtt_port: int,
+    broker_url: str | None,
+    housekeeping_public_key: Path | None,
+    mqtt_tls_cert: Path | None,
+    mqtt_tls_key: Path | None,
+    disable_auth: bool,
+    enable_realm_deletion: bool,
+    appengine_max_results: int,
+    amqp_url: str | None,
+    database_url: str | None,
+    bus_url: str | None,
+    node_name: str | None,
+) -> None:
     if (mqtt_tls_cert is None) != (mqtt_tls_key is None):
         raise typer.BadParameter("--mqtt-tls-cert and --mqtt-tls-key go together")
     started_at = time.monotonic()
@@ -127,10 +224,23 @@ def up(
         enable_realm_deletion=enable_realm_deletion,
         amqp_url=amqp_url,
         appengine_max_results=appengine_max_results,
+        database_url=database_url,
+        bus_url=bus_url,
+        node_name=node_name,
+        roles=roles,
     )
     try:
         run_event_loop(run_until_signalled(Platform(settings), _announce(started_at)))
-    except OSError as exc:
+    except (OSError, ConfigurationError, StorageError, BusError) as exc:
         _console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     _console.print("Astraea stopped.")
+
+
+# `serve` takes every flag of `up`, plus --role.
+serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.signature(serve, eval_str=True).parameters["role"],
+        *inspect.signature(up, eval_str=True).parameters.values(),
+    ]
+)
