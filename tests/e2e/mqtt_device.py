@@ -109,8 +109,16 @@ class MqttDevice(PahoDevice):
     """A paired device on paho; the client id is arbitrary since the broker keys everything
     on the certificate."""
 
-    def __init__(self, pki: Pki, port: int, credentials: Credentials) -> None:
-        super().__init__(pki, port, credentials.cert, client_id=credentials.device_id)
+    def __init__(
+        self, pki: Pki, port: int, credentials: Credentials, *, clean_session: bool = True
+    ) -> None:
+        super().__init__(
+            pki,
+            port,
+            credentials.cert,
+            clean_session=clean_session,
+            client_id=credentials.device_id,
+        )
         self.root = credentials.root
 
     async def declare(self, introspection: Mapping[str, tuple[int, int]]) -> None:

@@ -1,0 +1,198 @@
+"""A distributed deployment per test: its own PostgreSQL schema, RabbitMQ vhost and data
+folder, `astraea serve` processes started by the test, a realm with the end-to-end
+interfaces, a webhook receiver and paired devices on paho-mqtt over TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from tests.bus.rabbitmq_support import Broker, broker_vhost
+from tests.conftest import KeyPair
+from tests.distributed.cluster import Cluster
+from tests.e2e.conftest import INTERFACES
+from tests.e2e.mqtt_device import Credentials, MqttDevice, broker_pki, pair, register
+from tests.ingest.ingest_support import bson_value
+from tests.services import postgres_schema
+from tests.transport.transport_support import Pki
+from tests.triggers.trigger_support import Receiver
+
+from astraea.core.device_id import random_device_id
+
+REALM = "fleet"
+VALUES = "org.astraea.e2e.DeviceValues"
+SERVER_COMMANDS = "org.astraea.e2e.ServerCommands"
+INTROSPECTION = {VALUES: (1, 0), SERVER_COMMANDS: (1, 0)}
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 30, interval: float = 0.2
+) -> float:
+    """Waits until `check` holds; returns how long that took."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        await asyncio.sleep(interval)
+    return time.monotonic() - start
+
+
+@dataclass
+class Deployment:
+    """A cluster whose processes the test adds and starts, and what a user of it holds."""
+
+    cluster: Cluster
+    broker: Broker
+    realm_keys: KeyPair
+    housekeeping: KeyPair
+    receiver: Receiver
+    directory: Path
+    clients: list[MqttDevice] = field(default_factory=list)
+    _pki: Pki | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        """A client of the (first running) api process."""
+        return httpx.AsyncClient(base_url=self.cluster.api().url, timeout=30)
+
+    async def create_realm(self) -> None:
+        """The realm, the end-to-end interfaces and a webhook trigger for every value."""
+        async with self.http() as http:
+            created = await http.post(
+                "/housekeeping/v1/realms",
+                json={
+                    "data": {"realm_name": REALM, "jwt_public_key_pem": self.realm_keys.public_pem}
+                },
+                headers=self.housekeeping.headers("housekeeping"),
+            )
+            assert created.status_code == 201, created.text
+            rm = self.realm_keys.headers("realm-management")
+            for interface in INTERFACES:
+                response = await http.post(
+                    f"/realmmanagement/v1/{REALM}/interfaces", json={"data": interface}, headers=rm
+                )
+                assert response.status_code == 201, response.text
+            for name, simple in {
+                "values": {
+                    "type": "data_trigger",
+                    "on": "incoming_data",
+                    "interface_name": VALUES,
+                    "interface_major": 1,
+                    "match_path": "/*",
+                    "value_match_operator": "*",
+                },
+                "disconnections": {"type": "device_trigger", "on": "device_disconnected"},
+            }.items():
+                trigger = {
+                    "name": name,
+                    "action": {
+                        "http_url": self.receiver.url(f"/hooks/{name}"),
+                        "http_method": "post",
+                    },
+                    "simple_triggers": [simple],
+                }
+                response = await http.post(
+                    f"/realmmanagement/v1/{REALM}/triggers", json={"data": trigger}, headers=rm
+                )
+                assert response.status_code == 201, response.text
+
+    async def paired_device(self) -> Credentials:
+        device_id = random_device_id()
+        async with self.http() as http:
+            secret = await register(http, REALM, device_id, self.realm_keys.headers("pairing"))
+            return await pair(http, REALM, device_id, secret, self.directory)
+
+    def pki(self) -> Pki:
+        if self._pki is None:
+            self._pki = broker_pki(self.directory / "client-pki", self.cluster.broker_cert())
+        return self._pki
+
+    async def connect(
+        self, credentials: Credentials, transport: str, *, clean: bool = True
+    ) -> MqttDevice:
+        """A device connected to that transport process, its introspection declared."""
+        port = self.cluster.processes[transport].mqtt_port
+        assert port is not None
+        device = MqttDevice(self.pki(), port, credentials, clean_session=clean)
+        self.clients.append(device)
+        code, _present = await device.connect()
+        assert code == 0
+        await device.declare(INTROSPECTION)
+        return device
+
+    async def stored(self, device_id: str, sensor: str = "s") -> list[float]:
+        """The values stored for the device's sensor, in timestamp order."""
+        async with self.http() as http:
+            response = await http.get(
+                f"/appengine/v1/{REALM}/devices/{device_id}/interfaces/{VALUES}/{sensor}/value",
+                headers=self.realm_keys.headers("appengine"),
+            )
+        if response.status_code == 404:
+            return []
+        assert response.status_code == 200, response.text
+        return [sample["value"] for sample in response.json()["data"]]
+
+    async def device_status(self, device_id: str) -> dict[str, Any]:
+        async with self.http() as http:
+            response = await http.get(
+                f"/appengine/v1/{REALM}/devices/{device_id}",
+                headers=self.realm_keys.headers("appengine"),
+            )
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def hooked(self, name: str) -> list[dict[str, Any]]:
+        return [orjson.loads(request.body) for request in self.receiver.at(f"/hooks/{name}")]
+
+    def hooked_values(self, device_id: str) -> list[float]:
+        return [
+            body["event"]["value"]
+            for body in self.hooked("values")
+            if body["device_id"] == device_id
+        ]
+
+
+def value_payload(index: int) -> bytes:
+    """Value `index` with a timestamp that puts it in sending order."""
+    return bson_value(float(index), T0 + timedelta(milliseconds=index))
+
+
+def first_occurrences(values: list[float]) -> list[float]:
+    """Values in the order they first arrived: a redelivery after a crash repeats a tail."""
+    seen: set[float] = set()
+    order = []
+    for value in values:
+        if value not in seen:
+            seen.add(value)
+            order.append(value)
+    return order
+
+
+@pytest.fixture
+async def deployment(
+    tmp_path: Path, housekeeping_keys: KeyPair, realm_keys: KeyPair
+) -> AsyncIterator[Deployment]:
+    receiver = Receiver()
+    await receiver.start()
+    directory = tmp_path / "devices"
+    directory.mkdir()
+    async with postgres_schema() as database_url, broker_vhost() as broker:
+        (tmp_path / "cluster").mkdir()
+        cluster = Cluster(tmp_path / "cluster", database_url, broker.url, housekeeping_keys)
+        found = Deployment(cluster, broker, realm_keys, housekeeping_keys, receiver, directory)
+        try:
+            yield found
+        finally:
+            for client in found.clients:
+                await client.close()
+            cluster.stop()
+            await receiver.stop()
