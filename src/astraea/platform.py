@@ -15,8 +15,8 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn

@@ -161,6 +161,67 @@ class Deployment:
         ]
 
 
+WINDOW = 5  # messages sent before waiting for their PUBACKs
+PACE = 0.04  # seconds between windows: a few seconds of load per device
+
+
+@dataclass
+class Sender:
+    """One device streaming values 0, 1, 2, ... at QoS 1; `acked` are the values whose
+    PUBACK arrived."""
+
+    credentials: Credentials
+    device: MqttDevice
+    sent: dict[int, int] = field(default_factory=dict)  # value -> message id
+
+    @property
+    def device_id(self) -> str:
+        return self.credentials.device_id
+
+    async def stream(self, start: int, count: int) -> None:
+        for first in range(start, start + count, WINDOW):
+            window = range(first, min(first + WINDOW, start + count))
+            for index in window:
+                self.sent[index] = await self.device.send(
+                    VALUES, "/s/value", value_payload(index), 1
+                )
+
+            async def window_acked(window: range = window) -> bool:
+                return all(self.sent[index] in self.device.acked for index in window)
+
+            await eventually(window_acked, timeout=60, interval=0.01)
+            await asyncio.sleep(PACE)
+
+    def acked(self) -> list[float]:
+        return sorted(float(i) for i, mid in self.sent.items() if mid in self.device.acked)
+
+
+async def senders(deployment: Deployment, transport: str, count: int) -> list[Sender]:
+    found = []
+    for _ in range(count):
+        credentials = await deployment.paired_device()
+        found.append(Sender(credentials, await deployment.connect(credentials, transport)))
+    return found
+
+
+async def nothing_lost(
+    deployment: Deployment, device_id: str, acked: list[float], timeout: float = 60
+) -> None:
+    """Every acknowledged value of the device is stored, and its trigger event delivered, in
+    order: a redelivery after a crash may repeat some, never reorder the first arrivals."""
+
+    async def stored() -> bool:
+        return set(acked) <= set(await deployment.stored(device_id))
+
+    async def hooked() -> bool:
+        return set(acked) <= set(deployment.hooked_values(device_id))
+
+    await eventually(stored, timeout)
+    await eventually(hooked, timeout)
+    arrivals = first_occurrences(deployment.hooked_values(device_id))
+    assert arrivals == sorted(arrivals), f"{device_id}: events out of order"
+
+
 def value_payload(index: int) -> bytes:
     """Value `index` with a timestamp that puts it in sending order."""
     return bson_value(float(index), T0 + timedelta(milliseconds=index))

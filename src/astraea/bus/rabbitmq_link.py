@@ -31,6 +31,10 @@ HEARTBEAT = 10
 """AMQP heartbeat (s) unless the URL sets one: a silent network is noticed in ~2 of them."""
 
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds a lost connection gets to close cleanly before it is abandoned."""
+
+
 class BrokerUnavailable(BusError):
     """There is no connection to the broker (now), so nothing was sent."""
 
@@ -154,6 +158,8 @@ class Link:
         owner sets up again."""
         if connection is self._connection and self._lost is not None and not self._lost.done():
             self._lost.set_result(reason)
+            self._connection = None  # nobody waits on it any more
+            self._up.clear()
 
     async def close(self) -> None:
         self._closed = True
@@ -224,4 +230,5 @@ class Link:
         self._watched.clear()
         self._teardown()
         with contextlib.suppress(Exception):
-            await connection.close()
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await connection.close()

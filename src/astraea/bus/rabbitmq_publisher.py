@@ -76,7 +76,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._outage_timeout
         while True:
-            await self._link.wait_up(deadline - loop.time())
+            connection = await self._link.wait_up(deadline - loop.time())
             channel = self._channel
             assert channel is not None  # attached before the link is up
             try:
@@ -96,6 +96,9 @@ class Publisher:
             except Exception as exc:
                 if not channel.is_closed:
                     raise BusError(f"publishing to {routing_key!r} failed") from exc
+                # The connection's own close notice can lag far behind its channel's (seen
+                # with many publishes in flight): reconnect now rather than wait for it.
+                self._link.reset(connection, "the publishing channel closed")
                 if loop.time() >= deadline:
                     raise BrokerUnavailable("connection lost while publishing") from exc
                 logger.debug("publish interrupted by a lost connection; sending again")
