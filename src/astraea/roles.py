@@ -153,7 +153,9 @@ class IngestRole:
     async def start(self) -> None:
         await self._matcher.start()
         await self._worker.start()
-        self._consumer = await self._shared.bus.consume(DEVICE_MESSAGES, self._worker.handle)
+        self._consumer = await self._shared.bus.consume(
+            DEVICE_MESSAGES, self._worker.handle, on_taken=self._ingestor.forget_shard
+        )
         self._sweeper = asyncio.create_task(self._sweep_expired_samples(), name="expiry sweep")
 
     def is_ready(self) -> bool:

@@ -9,10 +9,11 @@ one backend does is in its own test module.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 
 from bus_support import STREAM, Backend, Recorder, key_of, numbered, per_key, until
 
-from astraea.bus.base import Bus
+from astraea.bus.base import Bus, shard_of
 from astraea.bus.messages import Connected, DeviceMessage, Disconnected, Registered
 
 
@@ -137,3 +138,33 @@ async def test_a_cancelled_consumer_is_handed_nothing_more(backend: Backend) -> 
     await until(lambda: len(second.handled) == 1)
     assert [m.node for m in first.handled] == ["node-0"]
     assert [m.node for m in second.handled] == ["node-1"]
+
+
+async def test_a_shard_is_announced_as_taken_before_its_messages_each_time_it_moves(
+    backend: Backend,
+) -> None:
+    """What a consumer remembers about a key may be stale once another consumer handled it:
+    `on_taken` tells it which shards to forget, before their messages arrive."""
+    events: list[tuple[str, object]] = []
+
+    def taken(name: str) -> Callable[[int], None]:
+        return lambda shard: events.append((name, shard))
+
+    def recording(name: str) -> Callable[[Sequence[DeviceMessage]], Awaitable[None]]:
+        async def handle(batch: Sequence[DeviceMessage]) -> None:
+            events.extend((name, message) for message in batch)
+
+        return handle
+
+    first = await backend.bus.consume(STREAM, recording("first"), on_taken=taken("first"))
+    await publish_all(backend.bus, [numbered("d1", 0)])
+    await until(lambda: any(isinstance(event, DeviceMessage) for _, event in events))
+    shard = shard_of(key_of(numbered("d1", 0)))
+    assert events.index(("first", shard)) < next(
+        i for i, (_, event) in enumerate(events) if isinstance(event, DeviceMessage)
+    )
+    await (await backend.peer()).consume(STREAM, recording("second"), on_taken=taken("second"))
+    await first.cancel()
+    await publish_all(backend.bus, [numbered("d1", 1)])
+    await until(lambda: ("second", numbered("d1", 1)) in events)
+    assert events.index(("second", shard)) < events.index(("second", numbered("d1", 1)))

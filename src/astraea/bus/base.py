@@ -61,6 +61,7 @@ DEVICE_MESSAGES: Stream[DeviceMessage] = Stream("devices", DeviceMessage)
 whoever cleans up after a dead node."""
 
 BatchHandler = Callable[[Sequence[M]], Awaitable[None]]
+ShardTaken = Callable[[int], None]
 CommandHandler = Callable[[Command], Awaitable[CommandResult]]
 BroadcastHandler = Callable[[BroadcastMessage], Awaitable[None]]
 
@@ -88,7 +89,12 @@ class Bus(Protocol):
         in that order."""
 
     async def consume(
-        self, stream: Stream[M], handler: BatchHandler[M], *, max_batch: int = 512
+        self,
+        stream: Stream[M],
+        handler: BatchHandler[M],
+        *,
+        max_batch: int = 512,
+        on_taken: ShardTaken | None = None,
     ) -> Subscription:
         """Hands messages to `handler` in batches, one batch at a time, in order per key.
 
@@ -97,6 +103,10 @@ class Bus(Protocol):
         by one consumer of the stream at a time; when a consumer goes, whether cancelled or
         crashed, its keys move to the other consumers, unacknowledged messages first.
         Messages that cannot be decoded are logged and dropped: no retry can fix them.
+
+        `on_taken(shard)` runs before the first message of a shard is handed, each time this
+        consumer takes the shard (again): another consumer may have handled its keys
+        meanwhile, so whatever the handler remembers about them is stale.
         """
 
     async def request(self, endpoint: str, command: Command, *, timeout: float) -> CommandResult:

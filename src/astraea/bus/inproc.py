@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from astraea.bus.base import (
+    SHARD_COUNT,
     BatchHandler,
     BroadcastHandler,
     CommandHandler,
     EndpointTaken,
     EndpointUnavailable,
     RequestTimeout,
+    ShardTaken,
     Stream,
 )
 from astraea.bus.messages import BroadcastMessage, Command, CommandResult
@@ -68,9 +70,14 @@ class InprocBus:
         await self._stream(stream).publish(message)
 
     async def consume(
-        self, stream: Stream[M], handler: BatchHandler[M], *, max_batch: int = 512
+        self,
+        stream: Stream[M],
+        handler: BatchHandler[M],
+        *,
+        max_batch: int = 512,
+        on_taken: ShardTaken | None = None,
     ) -> _Consumer[M]:
-        consumer = _Consumer(self._stream(stream), handler, max_batch, self._retry_delay)
+        consumer = _Consumer(self._stream(stream), handler, max_batch, self._retry_delay, on_taken)
         consumer.stream.join(consumer)
         return consumer
 
@@ -160,10 +167,16 @@ class _Stream(Generic[M]):
 
 class _Consumer(Generic[M]):
     def __init__(
-        self, stream: _Stream[M], handler: BatchHandler[M], max_batch: int, retry_delay: float
+        self,
+        stream: _Stream[M],
+        handler: BatchHandler[M],
+        max_batch: int,
+        retry_delay: float,
+        on_taken: ShardTaken | None,
     ) -> None:
         self.stream = stream
         self._handler = handler
+        self._on_taken = on_taken
         self._max_batch = max_batch
         self._retry_delay = retry_delay
         self._wakeup = asyncio.Event()
@@ -172,6 +185,10 @@ class _Consumer(Generic[M]):
         self._stopped = asyncio.Event()
 
     def activate(self) -> None:
+        """Takes every shard: the active consumer has them all."""
+        if self._on_taken is not None:
+            for shard in range(SHARD_COUNT):
+                self._on_taken(shard)
         self._task = asyncio.create_task(self._run(), name="inproc consumer")
 
     def wake(self) -> None:

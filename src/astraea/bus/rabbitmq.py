@@ -26,6 +26,7 @@ from astraea.bus.base import (
     BusError,
     CommandHandler,
     EndpointTaken,
+    ShardTaken,
     Stream,
     Subscription,
 )
@@ -115,7 +116,12 @@ class RabbitMqBus:
         await self._publisher.publish(stream.name, key, body)
 
     async def consume(
-        self, stream: Stream[M], handler: BatchHandler[M], *, max_batch: int = 512
+        self,
+        stream: Stream[M],
+        handler: BatchHandler[M],
+        *,
+        max_batch: int = 512,
+        on_taken: ShardTaken | None = None,
     ) -> Subscription:
         self._require_started()
         consumer = StreamConsumer(
@@ -124,6 +130,7 @@ class RabbitMqBus:
             stream,
             handler,
             max_batch=max_batch,
+            on_taken=on_taken,
             retry_delay=self._retry_delay,
             timings=self._shard_timings,
             backoff=self._backoff,

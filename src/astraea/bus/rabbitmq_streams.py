@@ -33,7 +33,7 @@ import aiormq.abc
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from astraea.bus import messages
-from astraea.bus.base import BatchHandler, Stream
+from astraea.bus.base import BatchHandler, ShardTaken, Stream
 from astraea.bus.rabbitmq_link import Link, frames_of
 from astraea.bus.rabbitmq_shards import ShardBalancer, ShardTimings
 from astraea.bus.rabbitmq_topology import declare_stream, shard_queue
@@ -76,6 +76,7 @@ class StreamConsumer(Generic[M]):
         handler: BatchHandler[M],
         *,
         max_batch: int,
+        on_taken: ShardTaken | None,
         retry_delay: float,
         timings: ShardTimings,
         backoff: tuple[float, float],
@@ -84,6 +85,7 @@ class StreamConsumer(Generic[M]):
         self.stream_name = stream.name
         self._handler = handler
         self._max_batch = max_batch
+        self._on_taken = on_taken
         self._retry_delay = retry_delay
         self._timings = timings
         self.member = f"{name}/{secrets.token_hex(4)}"
@@ -143,6 +145,8 @@ class StreamConsumer(Generic[M]):
         frames = await frames_of(channel)
         await frames.basic_qos(prefetch_count=2 * self._max_batch)
         lease = self._leases[shard] = _Lease(shard, channel, frames)
+        if self._on_taken is not None:
+            self._on_taken(shard)
         await frames.basic_consume(
             shard_queue(self._stream.name, shard), partial(self._on_delivery, lease)
         )

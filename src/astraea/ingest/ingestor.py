@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from astraea.bus.base import device_key, shard_of
 from astraea.bus.messages import Connected, DeviceMessage, Disconnected, Published, Registered
 from astraea.core.endpoints import EndpointTree, InvalidPathError
 from astraea.core.interface import Aggregation, Interface, InterfaceType, Mapping, Ownership
@@ -161,6 +162,12 @@ class Ingestor:
             ):
                 await self._flush_traffic(now)
         return [draft.outcome() for draft in drafts]
+
+    def forget_shard(self, shard: int) -> None:
+        """Drops what is remembered about the shard's devices: another worker may have
+        changed them while it held the shard."""
+        for key in [key for key in self._devices if shard_of(device_key(*key)) == shard]:
+            del self._devices[key]
 
     def _deliveries(self, draft: Draft) -> list[NewDelivery]:
         """What the draft's events fire; runs inside the commit (see `PendingWrites`)."""
