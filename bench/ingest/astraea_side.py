@@ -51,9 +51,13 @@ _MQTT_GRACE = 10.0
 class AstraeaServer:
     """`astraea up` on a data folder, on free ports; stopped with SIGTERM like an operator would."""
 
-    def __init__(self, data_dir: Path, log_file: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log_file: Path, arguments: tuple[str, ...] = ("up",)
+    ) -> None:
+        """`arguments`: the command and flags before the data folder and ports."""
         self.data_dir = data_dir
         self.log_file = log_file
+        self.arguments = arguments
         self.http_port = free_port()
         self.mqtt_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,7 +82,7 @@ class AstraeaServer:
         script = Path(sys.executable).with_name("astraea")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "astraea.cli"]
         command += [
-            "up",
+            *self.arguments,
             "--data-dir",
             str(self.data_dir),
             "--http-port",
@@ -137,8 +141,10 @@ async def _port_open(port: int) -> bool:
 class PreparedFleet:
     """A data folder with realm, interface and registered devices, and their certificates."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database_url: str | None = None) -> None:
+        """`database_url`: register into that database instead of the folder's SQLite."""
         self.root = root
+        self.database_url = database_url
         self.data_dir = root / "data"
         self.devices_dir = root / "devices"
         self.realm_key = root / "realm_private.pem"
@@ -160,7 +166,10 @@ class PreparedFleet:
             return ids
         self.root.mkdir(parents=True, exist_ok=True)
         self.devices_dir.mkdir(exist_ok=True)
-        server = AstraeaServer(self.data_dir, self.root / "prepare.log")
+        arguments: tuple[str, ...] = ("up",)
+        if self.database_url is not None:
+            arguments += ("--database-url", self.database_url)
+        server = AstraeaServer(self.data_dir, self.root / "prepare.log", arguments)
         await server.start(need_mqtt=False)
         started = time.perf_counter()
         try:

@@ -45,6 +45,46 @@ class ProcessProbe:
     def rss_mib(self) -> float:
         return self._status_kib("VmRSS") / 1024
 
+    def pids(self) -> set[int]:
+        return {self.pid}
+
+
+class ProbeGroup:
+    """Several processes measured as one system under test (a distributed platform, with its
+    broker and database), each also on its own under a name."""
+
+    def __init__(self, members: dict[str, list[int]]) -> None:
+        self.members = {
+            name: [ProcessProbe(pid) for pid in pids if psutil.pid_exists(pid)]
+            for name, pids in members.items()
+        }
+
+    def cpu_by_name(self) -> dict[str, float]:
+        return {
+            name: sum(_cpu_or_zero(probe) for probe in probes)
+            for name, probes in self.members.items()
+        }
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_name().values())
+
+    def rss_mib(self) -> float:
+        return sum(p.rss_mib() for probes in self.members.values() for p in probes)
+
+    def peak_rss_mib(self) -> float:
+        return sum(p.peak_rss_mib() for probes in self.members.values() for p in probes)
+
+    def pids(self) -> set[int]:
+        return {p.pid for probes in self.members.values() for p in probes}
+
+
+def _cpu_or_zero(probe: ProcessProbe) -> float:
+    """A database backend may end during the run; what it used is then lost."""
+    try:
+        return probe.cpu_seconds()
+    except psutil.NoSuchProcess:
+        return 0.0
+
 
 class MachineCpu:
     """Busy share of all cores between two reads of /proc/stat (1.0 = every core busy).

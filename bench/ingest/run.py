@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -45,8 +46,9 @@ from astraea_side import (
     wait_stored,
 )
 from certs import ThrowawayCA, device_ids
+from distributed_side import DistributedPlatform, cpu_per_message, prepared_fleet
 from loadgen import Device, LoadSpec, WorkerResult, connect_subscriber
-from measure import CpuCensus, MachineCpu, ProcessProbe, free_port, percentile
+from measure import CpuCensus, MachineCpu, ProbeGroup, ProcessProbe, free_port, percentile
 from mosquitto_side import SUBSCRIBER_CN, MosquittoBroker, find_mosquitto, mosquitto_devices
 from webhooks import WebhookSink, install_trigger, matching_ids
 
@@ -208,7 +210,7 @@ async def drive(
     outcome: Outcome,
     spec: LoadSpec,
     devices: list[Device],
-    probe: ProcessProbe,
+    probe: ProcessProbe | ProbeGroup,
     settle: Callable[[LoadRun], Awaitable[None]],
 ) -> LoadRun:
     """Connect every device, then publish on one signal and wait until the sink has it all.
@@ -230,6 +232,7 @@ async def drive(
         outcome.server_rss_connected_mib = probe.rss_mib()
         worker_probes = [ProcessProbe(p.pid) for p in generators.processes if p.pid]
         server_cpu, own_cpu, machine = probe.cpu_seconds(), time.process_time(), MachineCpu()
+        by_name = probe.cpu_by_name() if isinstance(probe, ProbeGroup) else {}
         generator_cpu = sum(w.cpu_seconds() for w in worker_probes)
         census = CpuCensus()
         window_start = time.perf_counter()
@@ -238,11 +241,17 @@ async def drive(
         await settle(load)
         outcome.window_s = time.perf_counter() - window_start
         outcome.server_cpu_s = probe.cpu_seconds() - server_cpu
+        if isinstance(probe, ProbeGroup):
+            outcome.checks["cpu_s_by_process"] = {
+                name: round(seconds - by_name.get(name, 0.0), 2)
+                for name, seconds in probe.cpu_by_name().items()
+            }
         outcome.sink_cpu_s = time.process_time() - own_cpu
         outcome.generator_cpu_s = sum(w.cpu_seconds() for w in worker_probes) - generator_cpu
         outcome.machine_busy_pct = 100 * machine.busy_share()
         outcome.softirq_pct = 100 * machine.softirq_share()
-        listed, outcome.checks["others_top"] = census.others({p.pid for p in worker_probes})
+        ours = {p.pid for p in worker_probes} | probe.pids()
+        listed, outcome.checks["others_top"] = census.others(ours)
         # What the machine was busy with minus what we used: this also catches processes
         # that started and ended inside the window, which the census cannot see.
         machine_core_s = (os.cpu_count() or 1) * outcome.window_s
@@ -398,6 +407,56 @@ async def run_astraea(args: argparse.Namespace, qos: int, workdir: Path) -> Outc
     return outcome
 
 
+async def run_distributed(
+    args: argparse.Namespace, qos: int, workdir: Path, workers: int
+) -> Outcome:
+    """1 transport + `workers` ingest processes on PostgreSQL and RabbitMQ. A PUBACK here means
+    "confirmed by RabbitMQ on a durable queue", so publish->stored comes from polling the
+    database's count, as at QoS 0."""
+    outcome = Outcome(f"distributed {workers}w", qos, args.devices, args.procs, args.rate)
+    fleet = await prepared_fleet(Path(args.prepared_dir + "-postgresql"), args.postgres_admin_url)
+    ids = await fleet.ensure(args.devices, args.register_concurrency, say)
+    platform = DistributedPlatform(
+        fleet.fresh_copy(workdir), workdir, args.postgres_admin_url, workers
+    )
+    try:
+        probe = ProbeGroup(await platform.start())
+        outcome.expected = args.devices * args.messages_per_device
+        devices = fleet.devices(ids)
+        stored_at: dict[str, int] = {}
+
+        async def settle(load: LoadRun) -> None:
+            expected = load.acked if qos else load.sent
+            count, seen_ns = await platform.wait_stored(expected, _IDLE_SECONDS, 300)
+            stored_at.update(count=count, seen_ns=seen_ns)
+
+        transport = platform.transport
+        spec = _spec(
+            args, qos, transport.mqtt_port, transport.broker_cert, introspection=INTROSPECTION
+        )
+        load = await drive(outcome, spec, devices, probe, settle)
+        outcome.server_peak_rss_mib = probe.peak_rss_mib()
+        outcome.delivered = stored_at["count"]
+        _fill_rates(outcome, load, stored_at["seen_ns"])
+        if qos:
+            outcome.checks["acked"] = load.acked
+            _fill_latency(outcome, _latencies_ms(load.send_ns, load.ack_ns), ack=True)
+        outcome.checks["cpu_us_per_msg"] = cpu_per_message(
+            outcome.checks.get("cpu_s_by_process", {}), outcome.delivered
+        )
+        step = max(1, args.devices // args.verify_devices) if args.verify_devices > 0 else 1
+        outcome.checks["appengine"] = await verify_through_appengine(
+            platform.api.base_url,
+            fleet.realm_token(),
+            devices[::step],
+            ids,
+            args.messages_per_device,
+        )
+    finally:
+        await platform.stop()
+    return outcome
+
+
 def _fill_webhooks(outcome: Outcome, load: LoadRun, sink: WebhookSink, matched: int) -> None:
     """Latency per matched message, and events/s from its first publish to the last event."""
     outcome.webhook_expected = matched
@@ -473,20 +532,21 @@ def render(outcomes: list[Outcome]) -> str:
                 cell += f" ({fmt.format(min(values))}-{fmt.format(max(values))})"
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    for qos in sorted({qos for _, qos in groups}):
-        ours, ceiling = groups.get(("astraea", qos)), groups.get(("mosquitto", qos))
-        if ours and ceiling:
-            ratio = _median([o.msgs_per_s for o in ours]) / max(
-                _median([o.msgs_per_s for o in ceiling]), 1e-9
-            )
-            cpu = _median([o.server_cpu_us_per_msg for o in ours]) / max(
-                _median([o.server_cpu_us_per_msg for o in ceiling]), 1e-9
-            )
-            lines.append(
-                f"\nQoS {qos}: astraea / mosquitto end-to-end msg/s = **{ratio:.2f}**; "
-                f"server CPU per message astraea / mosquitto = {cpu:.1f}"
-                + (" (fixed rate: both kept it if ~1.00)" if ours[0].rate_target else "")
-            )
+    for (target, qos), ours in groups.items():
+        ceiling = groups.get(("mosquitto", qos))
+        if target == "mosquitto" or not ceiling:
+            continue
+        ratio = _median([o.msgs_per_s for o in ours]) / max(
+            _median([o.msgs_per_s for o in ceiling]), 1e-9
+        )
+        cpu = _median([o.server_cpu_us_per_msg for o in ours]) / max(
+            _median([o.server_cpu_us_per_msg for o in ceiling]), 1e-9
+        )
+        lines.append(
+            f"\nQoS {qos}: {target} / mosquitto end-to-end msg/s = **{ratio:.2f}**; "
+            f"server CPU per message {target} / mosquitto = {cpu:.1f}"
+            + (" (fixed rate: both kept it if ~1.00)" if ours[0].rate_target else "")
+        )
     for outcome in outcomes:
         label = f"{outcome.target} QoS {outcome.qos}"
         if outcome.checks:
@@ -518,7 +578,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages-per-device", type=int, default=50)
     parser.add_argument("--qos", type=int, nargs="+", choices=(0, 1), default=[1])
     parser.add_argument("--rate", type=float, help="aggregate target msg/s (default: max)")
-    parser.add_argument("--target", choices=("astraea", "mosquitto", "both"), default="both")
+    parser.add_argument(
+        "--target",
+        choices=("astraea", "mosquitto", "both", "distributed", "all"),
+        default="both",
+        help="both: astraea and mosquitto; all: astraea, distributed and mosquitto",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="ingest worker processes of the distributed target, one run per count",
+    )
+    parser.add_argument(
+        "--postgres-admin-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="the distributed target creates its databases through this connection",
+    )
     parser.add_argument("--procs", type=int, default=1, help="generator processes")
     parser.add_argument("--window", type=int, default=10, help="QoS 1 in flight per device")
     parser.add_argument("--repeat", type=int, default=1, help="runs per target and QoS")
@@ -577,7 +654,13 @@ async def _run_disturbance_checked(
 ) -> Outcome | None:
     """One run, redone (up to --retries times) when other people's processes took more than
     --max-others %% of a core during it: on this shared box they skew p99 most of all."""
-    runner = run_astraea if target == "astraea" else run_mosquitto
+    runners: dict[str, Callable[[argparse.Namespace, int, Path], Awaitable[Outcome]]] = {
+        "astraea": run_astraea,
+        "mosquitto": run_mosquitto,
+    }
+    for workers in args.workers:
+        runners[f"distributed {workers}w"] = functools.partial(run_distributed, workers=workers)
+    runner = runners[target]
     outcome = None
     for attempt in range(args.retries + 1):
         with tempfile.TemporaryDirectory(prefix=f"bench-{target}-") as tmp:
@@ -587,7 +670,7 @@ async def _run_disturbance_checked(
             except Exception as exc:
                 say(f"{target} QoS {qos} failed: {exc!r}")
                 _keep_logs(Path(tmp), Path(args.cache_dir))
-                if args.target != "both":
+                if args.target not in ("both", "all"):
                     raise
                 return None
         outcome.background_busy_pct = background
@@ -612,7 +695,12 @@ async def main(args: argparse.Namespace) -> int:
         await fleet.ensure(args.devices, args.register_concurrency, say)
         return 0
     outcomes = []
-    targets = ["astraea", "mosquitto"] if args.target == "both" else [args.target]
+    distributed = [f"distributed {workers}w" for workers in args.workers]
+    targets = {
+        "both": ["astraea", "mosquitto"],
+        "all": ["astraea", *distributed, "mosquitto"],
+        "distributed": distributed,
+    }.get(args.target, [args.target])
     for _ in range(args.repeat):
         for qos in args.qos:
             for target in targets:
