@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import KeyPair
 
-STANDARD = Path(__file__).parents[2] / "../shared/reference/astarte/standard-interfaces"
+from astraea.interfaces import ASTARTE_STANDARD
+
+STANDARD = ASTARTE_STANDARD
 
 
 def _interface(name: str = "org.example.Sensors", major: int = 0, minor: int = 1) -> dict[str, Any]:

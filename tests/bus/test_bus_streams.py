@@ -105,13 +105,18 @@ async def test_a_batch_never_handled_goes_to_the_next_consumer(backend: Backend)
     assert failing.handled == []
 
 
+PER_KEY = 40
+
+
 async def test_a_cancelled_consumers_keys_move_to_another_in_order(backend: Backend) -> None:
     log: list[tuple[str, DeviceMessage]] = []
     first = Recorder("first", log=log, delay=0.02)
     second = Recorder("second", log=log, delay=0.02)
     subscription = await backend.bus.consume(STREAM, first, max_batch=10)
     await (await backend.peer()).consume(STREAM, second, max_batch=10)
-    sent = [numbered(f"device-{d}", n) for n in range(15) for d in range(40)]
+    # Enough per key that the batch in hand when `first` is cancelled (at most max_batch of
+    # one key) cannot finish every key it started.
+    sent = [numbered(f"device-{d}", n) for n in range(PER_KEY) for d in range(40)]
     publishing = asyncio.ensure_future(publish_all(backend.bus, sent))
     await until(lambda: len(first.handled) >= 10)
     await subscription.cancel()
@@ -120,7 +125,7 @@ async def test_a_cancelled_consumers_keys_move_to_another_in_order(backend: Back
     await until(lambda: len(log) == len(sent))
     assert len(first.handled) == handled_by_first
     keys = per_key(log)
-    assert all([number for _, number in keys[key]] == list(range(15)) for key in keys)
+    assert all([number for _, number in keys[key]] == list(range(PER_KEY)) for key in keys)
     moved = [key for key, handled in keys.items() if {"first", "second"} <= {n for n, _ in handled}]
     assert moved, "some key the first consumer had must have gone to the second"
     assert all(handled[-1][0] == "second" for handled in (keys[key] for key in moved))

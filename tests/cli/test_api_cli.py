@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from tests.conftest import KeyPair
 
+from astraea.interfaces import ASTARTE_STANDARD
 from astraea.platform import Platform
 
-STANDARD = Path(__file__).parents[2] / "../shared/reference/astarte/standard-interfaces"
+STANDARD = ASTARTE_STANDARD
 
 
 class Cli:

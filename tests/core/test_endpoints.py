@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,8 +20,9 @@ from astraea.core.endpoints import (
 )
 from astraea.core.interface import Mapping, ValueType
 from astraea.core.interface_parser import parse_interface
+from astraea.interfaces import ASTARTE_STANDARD
 
-STANDARD = Path("/work/shared/reference/astarte/standard-interfaces")
+STANDARD = ASTARTE_STANDARD
 
 
 def tree(*endpoints: str) -> EndpointTree:

@@ -26,14 +26,9 @@ from astraea.core.interface_parser import (
     interface_name_key,
     parse_interface,
 )
+from astraea.interfaces import ASTARTE_STANDARD, EDGEHOG
 
-REFERENCE = Path("/work/shared/reference")
-REFERENCE_INTERFACES = sorted(
-    [
-        *(REFERENCE / "astarte" / "standard-interfaces").glob("*.json"),
-        *(REFERENCE / "edgehog" / "interfaces").glob("*.json"),
-    ]
-)
+REFERENCE_INTERFACES = sorted([*ASTARTE_STANDARD.glob("*.json"), *EDGEHOG.glob("*.json")])
 ABSENT = object()
 
 
