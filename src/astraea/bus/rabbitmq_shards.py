@@ -42,6 +42,9 @@ from astraea.bus.rabbitmq_topology import lock_queue, members_exchange
 
 logger = logging.getLogger(__name__)
 
+LEAVE_TIMEOUT = 10.0
+"""Seconds a leaving consumer waits for its balance step to finish before cancelling it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ShardTimings:
@@ -101,6 +104,7 @@ class ShardBalancer:
         self._members: dict[str, _Member] = {}
         self._locks: set[int] = set()
         self._wake = asyncio.Event()
+        self._leaving = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -137,7 +141,16 @@ class ShardBalancer:
         self._locks.clear()
 
     async def leave(self) -> None:
-        """Gives every shard up gracefully and says so, for the others to take them now."""
+        """Gives every shard up gracefully and says so, for the others to take them now.
+
+        The balance loop is let finish its step rather than cancelled: cancelling aiormq in
+        the middle of an RPC (a Basic.Consume of a shard being taken) closes that channel
+        with an RPC that can stall the whole connection until its heartbeat gives up."""
+        self._leaving.set()
+        self._wake.set()
+        balance = [task for task in self._tasks if task.get_name().startswith("balance")]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(*balance)), LEAVE_TIMEOUT)
         await stop_tasks(*self._tasks)
         await asyncio.gather(*(self._release(shard) for shard in list(self._locks)))
         await self._announce("leave")
@@ -154,8 +167,10 @@ class ShardBalancer:
             await self._announce("alive")
 
     async def _balance(self) -> None:
-        await asyncio.sleep(self._timings.join)
-        while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timings.join):
+                await self._leaving.wait()
+        while not self._leaving.is_set():
             self._wake.clear()
             if await self._rebalance():
                 await self._announce("alive")
@@ -179,7 +194,11 @@ class ShardBalancer:
             claimed = frozenset[int]().union(*(member.shards for member in others.values()))
             free = [s for s in range(SHARD_COUNT) if s not in self._locks and s not in claimed]
             wanted = sorted(free, key=self._rank, reverse=True)[: share - len(self._locks)]
-            taken = [shard for shard in wanted if await self._acquire(shard)]
+            taken = [
+                shard
+                for shard in wanted
+                if not self._leaving.is_set() and await self._acquire(shard)
+            ]
             if taken:
                 logger.info(
                     "%s took shards %s of %s (holds %d, the share of %d consumers)",
