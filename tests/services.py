@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,7 +30,7 @@ POSTGRES_DATABASE = "test"
 POSTGRES_USERS = ("postgres", "root")
 
 
-def unavailable(message: str) -> None:
+def unavailable(message: str) -> NoReturn:
     """Fails the test under CI, skips it elsewhere; never returns."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)

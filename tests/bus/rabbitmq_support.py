@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import pytest
+from tests.services import unavailable
 
 AMQP_HOST = "127.0.0.1"
 AMQP_PORT = 5672
@@ -46,11 +45,8 @@ def _missing() -> str | None:
 
 def require_rabbitmq() -> None:
     missing = _missing()
-    if missing is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(missing, pytrace=False)
-    pytest.skip(missing)
+    if missing is not None:
+        unavailable(missing)
 
 
 class Broker:

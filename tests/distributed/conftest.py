@@ -140,6 +140,15 @@ class Deployment:
         assert response.status_code == 200, response.text
         return [sample["value"] for sample in response.json()["data"]]
 
+    async def command(self, device_id: str, text: str) -> httpx.Response:
+        """An AppEngine write of the server-owned command, answered once it was sent."""
+        async with self.http() as http:
+            return await http.post(
+                f"/appengine/v1/{REALM}/devices/{device_id}/interfaces/{SERVER_COMMANDS}/command",
+                json={"data": text},
+                headers=self.realm_keys.headers("appengine"),
+            )
+
     async def device_status(self, device_id: str) -> dict[str, Any]:
         async with self.http() as http:
             response = await http.get(

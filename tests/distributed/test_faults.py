@@ -17,7 +17,6 @@ import bson
 import httpx
 import pytest
 from tests.distributed.conftest import (
-    REALM,
     SERVER_COMMANDS,
     Deployment,
     Sender,
@@ -133,13 +132,7 @@ async def test_killing_a_transport_node_moves_its_devices_to_another(
     assert await second.connect() == (0, True)  # the session, stored, moved with the device
     moved = Sender(credentials, second)
     await moved.stream(60, 60)
-    async with deployment.http() as http:
-        sent = await http.post(
-            f"/appengine/v1/{REALM}/devices/{credentials.device_id}"
-            f"/interfaces/{SERVER_COMMANDS}/command",
-            json={"data": "after the move"},
-            headers=deployment.realm_keys.headers("appengine"),
-        )
+    sent = await deployment.command(credentials.device_id, "after the move")
     assert sent.status_code == 200, sent.text
     message = await second.next_message()
     assert bson.decode(message.payload) == {"v": "after the move"}

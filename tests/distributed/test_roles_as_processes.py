@@ -9,7 +9,6 @@ import bson
 import httpx
 import pytest
 from tests.distributed.conftest import (
-    REALM,
     SERVER_COMMANDS,
     VALUES,
     Deployment,
@@ -47,13 +46,7 @@ async def test_a_device_crosses_four_processes_and_back(deployment: Deployment) 
     assert (await deployment.device_status(credentials.device_id))["connected"] is True
 
     assert await device.subscribe(f"{credentials.root}/{SERVER_COMMANDS}/#", 2) == [2]
-    async with deployment.http() as http:
-        sent = await http.post(
-            f"/appengine/v1/{REALM}/devices/{credentials.device_id}"
-            f"/interfaces/{SERVER_COMMANDS}/command",
-            json={"data": "reboot"},
-            headers=deployment.realm_keys.headers("appengine"),
-        )
+    sent = await deployment.command(credentials.device_id, "reboot")
     assert sent.status_code == 200, sent.text
     message = await device.next_message()
     assert message.topic == f"{credentials.root}/{SERVER_COMMANDS}/command"

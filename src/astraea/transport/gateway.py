@@ -120,7 +120,8 @@ class DeviceGateway(TransportHooks, SessionStore):
         try:
             await self._bus.request(node_endpoint(node), command, timeout=REQUEST_TIMEOUT)
         except EndpointUnavailable:
-            pass  # gone: whoever notices cleans up after it
+            # Gone: its node record expires and a surviving node cleans up after it.
+            logger.info("%s: node %s is gone; taking the session over", identity, node)
         except BusError as exc:
             logger.warning("%s: node %s did not let go (%s); taking over", identity, node, exc)
 
