@@ -169,3 +169,90 @@ async def test_unreachable_platform_is_one_line(tmp_path: Path, housekeeping_key
     assert code == 1
     assert err.startswith("Error: cannot reach Astraea at http://127.0.0.1:9")
     assert "Traceback" not in err
+
+
+async def _realm(cli: Cli, name: str) -> tuple[str, ...]:
+    hk = ("housekeeping", "--private-key", "hk.pem")
+    code, _, err = await cli(*hk, "realms", "create", name, "--public-key", "realm_public.pem")
+    assert code == 0, err
+    return ("realm-management", "--realm", name, "--private-key", "realm.pem")
+
+
+async def test_sync_standard_installs_the_shipped_interfaces_and_reports(cli: Cli) -> None:
+    rm = await _realm(cli, "std")
+    code, out, err = await cli(*rm, "interfaces", "sync", "--standard", "--yes")
+    assert code == 0, err
+    names = sorted(json.loads(p.read_text())["interface_name"] for p in STANDARD.glob("*.json"))
+    for name in names:
+        assert f"Installed {name} v" in out
+    code, out, _ = await cli(*rm, "interfaces", "list")
+    assert sorted(out.split()) == names
+    code, out, _ = await cli(*rm, "interfaces", "sync", "--standard", "--yes")
+    assert code == 0 and "Everything is up to date." in out
+    code, _, err = await cli(*rm, "interfaces", "sync", str(STANDARD), "--standard")
+    assert code == 1 and err.strip() == "Error: give either a FOLDER or --standard"
+    code, _, err = await cli(*rm, "interfaces", "sync")
+    assert code == 1 and "--standard" in err
+
+
+async def test_policies_and_triggers_list_show_install_delete(cli: Cli, tmp_path: Path) -> None:
+    rm = await _realm(cli, "trg")
+    policy = {
+        "name": "retry3",
+        "maximum_capacity": 100,
+        "error_handlers": [{"on": "any_error", "strategy": "retry"}],
+        "retry_times": 3,
+    }
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    trigger = {
+        "name": "on-connect",
+        "action": {"http_url": "http://127.0.0.1:9/hook", "http_method": "post"},
+        "simple_triggers": [{"type": "device_trigger", "on": "device_connected"}],
+        "policy": "retry3",
+    }
+    (tmp_path / "trigger.json").write_text(json.dumps(trigger))
+
+    code, out, err = await cli(*rm, "policies", "install", "policy.json")
+    assert (code, out.strip()) == (0, "Installed trigger delivery policy retry3."), err
+    code, _, err = await cli(*rm, "policies", "install", "policy.json")
+    assert code == 1
+    assert err.strip() == "Error: POST /realmmanagement/v1/trg/policies: 409 Policy already exists"
+    code, out, err = await cli(*rm, "triggers", "install", "trigger.json")
+    assert (code, out.strip()) == (0, "Installed trigger on-connect."), err
+    assert (await cli(*rm, "policies", "list"))[1].split() == ["retry3"]
+    assert (await cli(*rm, "triggers", "list"))[1].split() == ["on-connect"]
+    code, out, _ = await cli(*rm, "policies", "show", "retry3")
+    assert json.loads(out)["retry_times"] == 3
+    code, out, _ = await cli(*rm, "triggers", "show", "on-connect")
+    shown = json.loads(out)
+    assert shown["policy"] == "retry3" and shown["simple_triggers"] == trigger["simple_triggers"]
+
+    code, _, err = await cli(*rm, "policies", "delete", "retry3")
+    assert code == 1 and "409" in err and "used by triggers" in err
+    code, out, _ = await cli(*rm, "triggers", "delete", "on-connect")
+    assert (code, out.strip()) == (0, "Deleted trigger on-connect.")
+    code, out, _ = await cli(*rm, "policies", "delete", "retry3")
+    assert (code, out.strip()) == (0, "Deleted trigger delivery policy retry3.")
+    assert (await cli(*rm, "triggers", "list"))[1].strip() == ""
+    code, _, err = await cli(*rm, "triggers", "show", "on-connect")
+    assert code == 1 and err.strip().endswith("404 Trigger not found")
+    code, _, err = await cli(*rm, "triggers", "delete", "a/b")
+    assert code == 1 and "404" in err
+
+
+async def test_trigger_and_policy_files_are_checked(cli: Cli, tmp_path: Path) -> None:
+    rm = await _realm(cli, "bad")
+    (tmp_path / "broken.json").write_text("{broken")
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "invalid.json").write_text(json.dumps({"name": "x", "simple_triggers": []}))
+    cases = [
+        ("triggers", "broken.json", "not valid JSON"),
+        ("policies", "list.json", "must hold a JSON object"),
+        ("triggers", "missing.json", "cannot read missing.json"),
+        ("triggers", "invalid.json", "422"),
+        ("policies", "invalid.json", "422 Invalid trigger policy"),
+    ]
+    for kind, file, message in cases:
+        code, _, err = await cli(*rm, kind, "install", file)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    assert (await cli(*rm, "triggers", "list"))[1].strip() == ""

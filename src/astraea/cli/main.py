@@ -18,7 +18,9 @@ app.command()(serve)
 app.add_typer(utils.app, name="utils", help="Keys, tokens and device ids.")
 app.add_typer(housekeeping.app, name="housekeeping", help="Realms (Housekeeping API).")
 app.add_typer(
-    realm_management.app, name="realm-management", help="Interfaces (Realm Management API)."
+    realm_management.app,
+    name="realm-management",
+    help="Interfaces, triggers and trigger delivery policies (Realm Management API).",
 )
 app.add_typer(pairing.app, name="pairing", help="Device registration (Pairing API).")
 app.add_typer(appengine.app, name="appengine", help="Devices and their data (AppEngine API).")

@@ -1,4 +1,5 @@
-"""`astraea realm-management`: a realm's interfaces, through the Realm Management API."""
+"""`astraea realm-management`: a realm's interfaces, triggers and trigger delivery policies,
+through the Realm Management API."""
 
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from rich.progress import track
 from astraea.cli.api_client import DEFAULT_URL, ApiClient
 from astraea.cli.output import fail, print_json, print_table, print_text
 from astraea.cli.realm_access import RealmAccess, RealmKeyOption, RealmOption, UrlOption
+from astraea.cli.realm_management_triggers import policies, triggers
 from astraea.core.interface import Interface
 from astraea.core.interface_parser import InterfaceValidationError, parse_interface
+from astraea.interfaces import ASTARTE_STANDARD
 
 app = typer.Typer(no_args_is_help=True)
 interfaces = typer.Typer(no_args_is_help=True, help="List, install, update and sync interfaces.")
 app.add_typer(interfaces, name="interfaces")
+app.add_typer(triggers, name="triggers")
+app.add_typer(
+    policies, name="policies", help="List, show, install and delete trigger delivery policies."
+)
 
 
 @app.callback()
@@ -154,12 +161,24 @@ def _plan(realm: _Realm, folder: Path) -> list[_Step]:
 @interfaces.command("sync")
 def sync(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    folder: Annotated[
+        Path | None,
+        typer.Argument(exists=True, file_okay=False, help="A folder of interface JSON files."),
+    ] = None,
+    standard: Annotated[
+        bool,
+        typer.Option(
+            "--standard", help="Sync Astarte's standard interfaces, which ship with Astraea."
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
 ) -> None:
-    """Install or update every interface in a folder of JSON files, showing the plan first."""
+    """Install missing interfaces and apply minor updates from a folder of JSON files (or the
+    standard interfaces), showing the plan first and reporting what was done."""
     realm: _Realm = ctx.obj
-    steps = _plan(realm, folder)
+    if standard == (folder is not None):
+        fail("give either a FOLDER or --standard")
+    steps = _plan(realm, ASTARTE_STANDARD if folder is None else folder)
     print_table(
         ["file", "interface", "major", "installed minor", "new minor", "action"],
         [
@@ -188,10 +207,11 @@ def sync(
     if not yes and not typer.confirm(f"Apply {len(todo)} change(s)?"):
         fail("aborted, nothing changed")
     for step in track(todo, description="Syncing interfaces"):
+        name, major, minor = step.interface.name, step.interface.major, step.interface.minor
         if step.action is _Action.INSTALL:
             realm.call("POST", "/interfaces", step.document)
+            print_text(f"Installed {name} v{major}.{minor}.")
         else:
-            realm.call(
-                "PUT", f"/interfaces/{step.interface.name}/{step.interface.major}", step.document
-            )
+            realm.call("PUT", f"/interfaces/{name}/{major}", step.document)
+            print_text(f"Updated {name} v{major} from minor {step.installed_minor} to {minor}.")
     print_text(f"Synced {len(todo)} interface(s).")

@@ -12,17 +12,17 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
 
 from astraea import __version__
-from astraea.bus.base import BusError
 from astraea.config import ALL_ROLES, Role, Settings
-from astraea.platform import ConfigurationError, Platform, run_event_loop, run_until_signalled
-from astraea.storage.base import StorageError
+
+if TYPE_CHECKING:
+    from astraea.platform import Platform
 
 _console = Console(stderr=True)
 
@@ -229,6 +229,12 @@ def _run(
         node_name=node_name,
         roles=roles,
     )
+    # Imported here: the platform pulls in every component, which other commands never need
+    # and which would slow every `astraea` invocation down by half a second.
+    from astraea.bus.base import BusError
+    from astraea.platform import ConfigurationError, Platform, run_event_loop, run_until_signalled
+    from astraea.storage.base import StorageError
+
     try:
         run_event_loop(run_until_signalled(Platform(settings), _announce(started_at)))
     except (OSError, ConfigurationError, StorageError, BusError) as exc:
