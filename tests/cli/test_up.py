@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -64,15 +65,32 @@ def test_up_starts_announces_and_stops_cleanly(tmp_path: Path) -> None:
     public_key = data_dir / "keys" / "housekeeping_public.pem"
     assert f"http://127.0.0.1:{port}" in output
     assert str(public_key) in output.replace("\n", "")
-    assert "astraea housekeeping realms create" in output
     assert "Astraea stopped." in output
     first_key = public_key.read_text()
+    # the next steps name this platform's port and key, and work as printed
+    steps = output[output.index("Next:") :].splitlines()[1:4]
+    assert f"--url http://127.0.0.1:{port}" in steps[1]
+    assert f"--private-key {data_dir / 'keys' / 'housekeeping_private.pem'}" in steps[1]
 
-    port = _free_port()
     process = _start(data_dir, port)
     _wait_healthy(process, port)
-    _stop(process, signal.SIGINT)
+    env = {**os.environ, "NO_COLOR": "1"}
+    for step in steps:
+        command = shlex.split(step.strip())
+        assert command[0] == "astraea"
+        extra = ["--yes"] if "sync" in command else []
+        done = subprocess.run(
+            [sys.executable, "-m", "astraea.cli", *command[1:], *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, (step, done.stderr)
+    output = _stop(process, signal.SIGINT)
     assert public_key.read_text() == first_key
+    assert "Next:" not in output  # a data folder that was started before
 
 
 def test_up_reports_a_busy_port_in_one_line(tmp_path: Path) -> None:

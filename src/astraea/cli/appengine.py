@@ -127,7 +127,7 @@ def list_devices(
     ctx: typer.Context,
     details: Annotated[bool, typer.Option(help="Show each device's status.")] = False,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="At most N devices (default: all of them).")
+        int | None, typer.Option(min=1, help="At most N devices.", show_default="all of them")
     ] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -224,7 +224,11 @@ def get_samples(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option(min=1, help="At most N samples: the newest first unless --since is given."),
+        typer.Option(
+            min=1,
+            help="At most N samples: the newest first unless --since is given.",
+            show_default="all",
+        ),
     ] = None,
     alias: ByAlias = False,
     as_json: AsJson = False,

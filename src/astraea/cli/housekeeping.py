@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,16 +29,34 @@ def connection(
         Path | None,
         typer.Option(
             envvar="ASTRAEA_HOUSEKEEPING_KEY",
-            help="Housekeeping private key to sign a token with "
-            "[default: astraea-data/keys/housekeeping_private.pem].",
+            help="Housekeeping private key to sign a token with (the data folder is "
+            "$ASTRAEA_DATA_DIR when set).",
+            show_default="astraea-data/keys/housekeeping_private.pem",
         ),
     ] = None,
 ) -> None:
-    if token is None and private_key is None:
-        private_key = default_housekeeping_key()
-        if not private_key.exists():
-            fail(f"give --token or --private-key (no key found at {private_key})")
-    ctx.obj = ApiClient.for_service(url, "housekeeping", token, private_key)
+    ctx.obj = _Housekeeping(url, token, private_key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Housekeeping:
+    """Credentials are checked when a command calls the API, not in the group callback, so
+    `--help` of any command works without a key."""
+
+    url: str
+    token: str | None
+    private_key: Path | None
+
+    def call(self, method: str, path: str, *, data: Any = None) -> Any:
+        return self.client().call(method, f"/housekeeping/v1{path}", data=data)
+
+    def client(self) -> ApiClient:
+        private_key = self.private_key
+        if self.token is None and private_key is None:
+            private_key = default_housekeeping_key()
+            if not private_key.exists():
+                fail(f"give --token or --private-key (no key found at {private_key})")
+        return ApiClient.for_service(self.url, "housekeeping", self.token, private_key)
 
 
 @realms.command("create")
@@ -62,21 +81,21 @@ def create(
         body["device_registration_limit"] = device_registration_limit
     if datastream_maximum_storage_retention is not None:
         body["datastream_maximum_storage_retention"] = datastream_maximum_storage_retention
-    client: ApiClient = ctx.obj
-    client.call("POST", "/housekeeping/v1/realms", data=body)
+    housekeeping: _Housekeeping = ctx.obj
+    housekeeping.call("POST", "/realms", data=body)
     print_text(f"Realm {name} created.")
 
 
 @realms.command("list")
 def list_realms(ctx: typer.Context) -> None:
     """List realm names."""
-    client: ApiClient = ctx.obj
-    for name in client.call("GET", "/housekeeping/v1/realms"):
+    housekeeping: _Housekeeping = ctx.obj
+    for name in housekeeping.call("GET", "/realms"):
         print_text(name)
 
 
 @realms.command("show")
 def show(ctx: typer.Context, name: str) -> None:
     """Show a realm's configuration."""
-    client: ApiClient = ctx.obj
-    print_json(client.call("GET", f"/housekeeping/v1/realms/{name}"))
+    housekeeping: _Housekeeping = ctx.obj
+    print_json(housekeeping.call("GET", f"/realms/{name}"))

@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+# Columns of identifiers, which are never broken across lines: a split id cannot be copied.
+_ID_COLUMNS = frozenset({"device", "device id", "id"})
+
 
 def print_text(text: str) -> None:
     """Write `text` verbatim: no markup, highlighting or wrapping that would corrupt values."""
@@ -32,11 +35,16 @@ def print_table(
 ) -> None:
     """Render rows as a table for humans; cell values are shown literally, never as markup."""
     table = Table(title=title)
-    for column in columns:
-        # Fold rather than truncate: interface names are long and must be readable whole.
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    cells = [[Text("" if cell is None else str(cell)) for cell in row] for row in rows]
+    for index, column in enumerate(columns):
+        if column in _ID_COLUMNS:
+            widest = max((row[index].cell_len for row in cells), default=0)
+            table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            # Fold rather than truncate: interface names are long and must be readable whole.
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,15 +20,20 @@ import typer
 from rich.console import Console
 
 from astraea import __version__
+from astraea.cli.api_client import DEFAULT_URL
 from astraea.config import ALL_ROLES, Role, Settings
 
 if TYPE_CHECKING:
     from astraea.platform import Platform
 
 _console = Console(stderr=True)
+# Where `astraea housekeeping` looks for its key when given none: `astraea up`'s default.
+_DEFAULT_KEY = Path("astraea-data") / "keys" / "housekeeping_private.pem"
 
 
-def _announce(started_at: float) -> Callable[[Platform], None]:
+def _announce(started_at: float, first_start: bool) -> Callable[[Platform], None]:
+    """The start-up summary; the next steps only on the first start of a data folder."""
+
     def announce(platform: Platform) -> None:
         settings = platform.settings
         keys = platform.keys
@@ -54,15 +60,34 @@ def _announce(started_at: float) -> Callable[[Platform], None]:
         _console.print(f"  broker certificate        {keys.mqtt_tls_cert}")
         if settings.disable_auth:
             _console.print("[bold red]  AUTHENTICATION IS DISABLED: anyone can call every API[/]")
-        if Role.API in settings.roles:
-            _console.print("Next: create a realm, e.g.")
-            _console.print(
-                "  astraea utils gen-keypair --out myrealm && "
-                "astraea housekeeping realms create myrealm --public-key myrealm_public.pem"
-            )
+        if first_start and Role.API in settings.roles:
+            _console.print("Next: create a realm and install the standard interfaces, e.g.")
+            for line in next_steps(base, keys.housekeeping_private_key):
+                _console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         _console.print("Press Ctrl+C to stop.")
 
     return announce
+
+
+def next_steps(base_url: str, housekeeping_private_key: Path | None) -> list[str]:
+    """Commands that create a first realm on this platform as it was started: flags that
+    differ from the CLI's defaults (URL, key location) are spelled out."""
+    url = [] if base_url == DEFAULT_URL else ["--url", base_url]
+    if housekeeping_private_key is None:
+        credentials = ["--token", "<a Housekeeping JWT>"]
+    elif housekeeping_private_key.resolve() == _DEFAULT_KEY.resolve():
+        credentials = []
+    else:
+        credentials = ["--private-key", str(housekeeping_private_key)]
+    housekeeping = ["astraea", "housekeeping", *url, *credentials]
+    realm = ["astraea", "realm-management", *url, "--realm", "myrealm"]
+    return [
+        shlex.join(["astraea", "utils", "gen-keypair", "--algorithm", "rsa", "--out", "myrealm"]),
+        shlex.join(
+            [*housekeeping, "realms", "create", "myrealm", "--public-key", "myrealm_public.pem"]
+        ),
+        shlex.join([*realm, "--private-key", "myrealm.pem", "interfaces", "sync", "--standard"]),
+    ]
 
 
 def up(
@@ -73,13 +98,18 @@ def up(
     host: Annotated[str, typer.Option(envvar="ASTRAEA_HOST", help="Address to listen on.")] = (
         "127.0.0.1"
     ),
-    http_port: Annotated[int, typer.Option(envvar="ASTRAEA_HTTP_PORT")] = 4000,
-    mqtt_port: Annotated[int, typer.Option(envvar="ASTRAEA_MQTT_PORT")] = 8883,
+    http_port: Annotated[
+        int, typer.Option(envvar="ASTRAEA_HTTP_PORT", help="All HTTP APIs, docs, health, metrics.")
+    ] = 4000,
+    mqtt_port: Annotated[
+        int, typer.Option(envvar="ASTRAEA_MQTT_PORT", help="MQTT over TLS for devices.")
+    ] = 8883,
     broker_url: Annotated[
         str | None,
         typer.Option(
             envvar="ASTRAEA_BROKER_URL",
-            help="Broker URL given to devices [default: mqtts://localhost:<mqtt-port>].",
+            help="Broker URL given to devices.",
+            show_default="mqtts://localhost:<mqtt-port>",
         ),
     ] = None,
     housekeeping_public_key: Annotated[
@@ -88,14 +118,29 @@ def up(
             envvar="ASTRAEA_HOUSEKEEPING_PUBLIC_KEY",
             exists=True,
             dir_okay=False,
-            help="PEM public key for Housekeeping tokens [default: generated in the data folder].",
+            help="PEM public key for Housekeeping tokens.",
+            show_default="generated in the data folder",
         ),
     ] = None,
     mqtt_tls_cert: Annotated[
-        Path | None, typer.Option(envvar="ASTRAEA_MQTT_TLS_CERT", exists=True, dir_okay=False)
+        Path | None,
+        typer.Option(
+            envvar="ASTRAEA_MQTT_TLS_CERT",
+            exists=True,
+            dir_okay=False,
+            help="The broker's TLS certificate (PEM), with --mqtt-tls-key.",
+            show_default="generated in the data folder, self-signed for localhost",
+        ),
     ] = None,
     mqtt_tls_key: Annotated[
-        Path | None, typer.Option(envvar="ASTRAEA_MQTT_TLS_KEY", exists=True, dir_okay=False)
+        Path | None,
+        typer.Option(
+            envvar="ASTRAEA_MQTT_TLS_KEY",
+            exists=True,
+            dir_okay=False,
+            help="The private key of --mqtt-tls-cert (PEM).",
+            show_default="generated with the certificate",
+        ),
     ] = None,
     disable_auth: Annotated[
         bool,
@@ -119,29 +164,31 @@ def up(
         typer.Option(
             envvar="ASTRAEA_AMQP_URL",
             help="RabbitMQ for AMQP trigger actions, e.g. amqp://guest:guest@localhost:5672/.",
+            show_default="none: AMQP actions are dropped",
         ),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             envvar="ASTRAEA_DATABASE_URL",
-            help="Storage, e.g. postgresql://user:pass@host/db "
-            "[default: SQLite in the data folder].",
+            help="Storage, e.g. postgresql://user:pass@host/db.",
+            show_default="SQLite in the data folder",
         ),
     ] = None,
     bus_url: Annotated[
         str | None,
         typer.Option(
             envvar="ASTRAEA_BUS_URL",
-            help="The bus between roles, e.g. amqp://guest:guest@host:5672/ "
-            "[default: in this process].",
+            help="The bus between roles, e.g. amqp://guest:guest@host:5672/.",
+            show_default="in this process",
         ),
     ] = None,
     node_name: Annotated[
         str | None,
         typer.Option(
             envvar="ASTRAEA_NODE_NAME",
-            help="Names this transport node [default: host name and MQTT port].",
+            help="Names this transport node.",
+            show_default="host name and MQTT port",
         ),
     ] = None,
 ) -> None:
@@ -161,8 +208,7 @@ def serve(
     ],
     **options: Any,
 ) -> None:
-    """Run some roles in this process; processes share storage (--database-url) and talk
-    through the bus (--bus-url)."""
+    """Run some roles in this process, sharing storage (--database-url) and bus (--bus-url)."""
     _run(_parse_roles(role), **options)
 
 
@@ -206,6 +252,7 @@ def _run(
     if (mqtt_tls_cert is None) != (mqtt_tls_key is None):
         raise typer.BadParameter("--mqtt-tls-cert and --mqtt-tls-key go together")
     started_at = time.monotonic()
+    first_start = not data_dir.exists() or not any(data_dir.iterdir())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if disable_auth:
         logging.getLogger("astraea").warning(
@@ -236,7 +283,7 @@ def _run(
     from astraea.storage.base import StorageError
 
     try:
-        run_event_loop(run_until_signalled(Platform(settings), _announce(started_at)))
+        run_event_loop(run_until_signalled(Platform(settings), _announce(started_at, first_start)))
     except (OSError, ConfigurationError, StorageError, BusError) as exc:
         _console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

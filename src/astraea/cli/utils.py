@@ -67,6 +67,7 @@ def gen_keypair(
             "-o",
             metavar="PREFIX",
             help="Write PREFIX.pem (mode 0600) and PREFIX_public.pem instead of printing.",
+            show_default="print both to stdout",
         ),
     ] = None,
 ) -> None:
@@ -111,7 +112,8 @@ def gen_jwt(
             "--claim",
             "-c",
             metavar="'VERB::regex'",
-            help="Authorization entry for every selected API (repeatable); default full access.",
+            help="Authorization entry for every selected API (repeatable).",
+            show_default="full access",
         ),
     ] = None,
 ) -> None:
