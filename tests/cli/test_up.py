@@ -91,6 +91,10 @@ def test_up_starts_announces_and_stops_cleanly(tmp_path: Path) -> None:
     output = _stop(process, signal.SIGINT)
     assert public_key.read_text() == first_key
     assert "Next:" not in output  # a data folder that was started before
+    # the access log saw the realm created and its interfaces synced
+    assert "astraea.access method=POST path=/housekeeping/v1/realms status=201" in output
+    assert "path=/realmmanagement/v1/myrealm/interfaces status=201" in output
+    assert "realm=myrealm" in output
 
 
 def test_up_reports_a_busy_port_in_one_line(tmp_path: Path) -> None:

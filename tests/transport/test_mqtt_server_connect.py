@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,13 @@ NOT_AUTHORIZED = 0x87  # paho reports CONNACK 5 as its MQTT 5 equivalent, 0x87
 
 
 async def test_device_connects_with_its_certificate_identity(
-    pki: Pki, server: MqttServer, hooks: RecordingHooks, device_cert: tuple[Path, Path]
+    pki: Pki,
+    server: MqttServer,
+    hooks: RecordingHooks,
+    device_cert: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "astraea.connections")
     device = PahoDevice(pki, server.port, device_cert, client_id="ignored-client-id")
 
     assert await device.connect() == (0, False)
@@ -50,11 +56,22 @@ async def test_device_connects_with_its_certificate_identity(
     pem = device_cert[0].read_bytes()
     expected_der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
     assert hooks.certificates == [expected_der]
+    logged = [r.getMessage() for r in caplog.records if r.name == "astraea.connections"]
+    assert logged == [
+        f"event=connect realm={REALM} device={DEVICE_ID} ip=127.0.0.1 session_present=False",
+        f"event=disconnect realm={REALM} device={DEVICE_ID} ip=127.0.0.1 reason=client_disconnect",
+    ]
+    assert caplog.records[-1].__dict__["device"] == DEVICE_ID  # the fields, for JSON logs
 
 
 async def test_device_refused_by_authenticate_gets_connack_5(
-    pki: Pki, server: MqttServer, hooks: RecordingHooks, device_cert: tuple[Path, Path]
+    pki: Pki,
+    server: MqttServer,
+    hooks: RecordingHooks,
+    device_cert: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "astraea.connections")
     hooks.allow = False
     device = PahoDevice(pki, server.port, device_cert)
 
@@ -65,6 +82,9 @@ async def test_device_refused_by_authenticate_gets_connack_5(
     await device.close()
     assert hooks.kinds() == []
     assert server.stats.connections_refused == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "astraea.connections"] == [
+        f"event=refuse realm={REALM} device={DEVICE_ID} ip=127.0.0.1 reason=not_authorized"
+    ]
 
 
 async def test_certificate_that_names_no_device_is_refused(

@@ -16,6 +16,7 @@ from astraea.api import (
     realm_management,
     realm_management_triggers,
 )
+from astraea.api.access_log import AccessLogMiddleware
 from astraea.api.body import DEFAULT_MAX_BODY_BYTES
 from astraea.api.context import ApiContext
 from astraea.api.errors import install_error_handlers
@@ -53,6 +54,7 @@ def create_app(
     app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
+    app.add_middleware(AccessLogMiddleware)
     if context is not None:
         for api_set in _ROUTERS:
             app.include_router(api_set.router)

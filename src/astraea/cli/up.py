@@ -7,6 +7,7 @@ a role does not use is ignored.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import shlex
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
 _console = Console(stderr=True)
 # Where `astraea housekeeping` looks for its key when given none: `astraea up`'s default.
 _DEFAULT_KEY = Path("astraea-data") / "keys" / "housekeeping_private.pem"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 def _announce(started_at: float, first_start: bool) -> Callable[[Platform], None]:
@@ -191,6 +199,14 @@ def up(
             show_default="host name and MQTT port",
         ),
     ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            envvar="ASTRAEA_LOG_LEVEL",
+            help="info logs every HTTP request (astraea.access) and device connection "
+            "(astraea.connections); warning keeps only problems.",
+        ),
+    ] = LogLevel.INFO,
 ) -> None:
     """Run every role in one process, by default on SQLite and an in-process bus."""
     _run(ALL_ROLES, **locals())
@@ -248,12 +264,15 @@ def _run(
     database_url: str | None,
     bus_url: str | None,
     node_name: str | None,
+    log_level: LogLevel,
 ) -> None:
     if (mqtt_tls_cert is None) != (mqtt_tls_key is None):
         raise typer.BadParameter("--mqtt-tls-cert and --mqtt-tls-key go together")
     started_at = time.monotonic()
     first_start = not data_dir.exists() or not any(data_dir.iterdir())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     if disable_auth:
         logging.getLogger("astraea").warning(
             "authentication is DISABLED (--disable-auth): every API is open to anyone"

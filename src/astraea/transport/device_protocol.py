@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Protocol, cast
 
+from astraea.core.logfmt import logfmt
 from astraea.transport.acl import TopicAcl
 from astraea.transport.connection_state import Event, ServerConnection
 from astraea.transport.hooks import DisconnectReason, RejectMessage, TransportHooks
@@ -39,6 +40,8 @@ from astraea.transport.settings import TransportSettings
 from astraea.transport.tls import peer_identity
 
 logger = logging.getLogger(__name__)
+# One structured line per device connection accepted, refused or ended.
+connections = logging.getLogger("astraea.connections")
 
 #: How long to wait before checking the deadline again while we, not the device, are slow.
 _BUSY_RECHECK = 1.0
@@ -255,6 +258,7 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         self._announced = True
         self._cancel_timer()
         self._arm_timer()
+        self._log_connection("connect", session_present=present)
         await self._call_hook(
             self._hooks.on_connect(identity.realm, identity.device_id, self._peer_ip, present)
         )
@@ -317,6 +321,7 @@ class DeviceProtocol(asyncio.BufferedProtocol):
             self._close(DisconnectReason.HOOK_FAILURE)
 
     def _refuse(self, return_code: ConnectReturnCode) -> None:
+        self._log_connection("refuse", reason=return_code.name.lower())
         self._host.stats.connections_refused += 1
         self._connection.refuse(return_code)
         self._close(DisconnectReason.NOT_AUTHORIZED)
@@ -335,12 +340,25 @@ class DeviceProtocol(asyncio.BufferedProtocol):
         self._host.untrack(self)
         identity = self._identity
         if self._announced and identity is not None:
+            self._log_connection("disconnect", reason=self._reason.value)
             try:
                 await self._hooks.on_disconnect(identity.realm, identity.device_id, self._reason)
             except Exception:
                 logger.exception("on_disconnect hook failed for %s", identity)
 
     # plumbing
+
+    def _log_connection(self, event: str, **details: object) -> None:
+        if connections.isEnabledFor(logging.INFO):
+            identity = self._identity
+            fields = {
+                "event": event,
+                "realm": None if identity is None else identity.realm,
+                "device": None if identity is None else identity.device_id,
+                "ip": self._peer_ip or None,
+                **details,
+            }
+            connections.info("%s", logfmt(fields), extra=fields)
 
     def _decode(self) -> None:
         """Move decoded events into the queue while there is room, then gate reading."""
