@@ -251,6 +251,7 @@ async def test_datastream_write_publishes_with_the_mapping_qos_and_stores_a_samp
 
     assert response.status_code == 200
     assert response.json() == {"data": value}
+    assert response.headers["astraea-delivery"] == "delivered"
     assert sent(env) == [(f"{REALM}/{DEVICE}/{SERVER_STREAM}{path}", value, qos)]
     [sample] = await env.samples(SERVER_STREAM, path)
     assert sample.value == value
@@ -281,6 +282,7 @@ async def test_unreliable_datastream_is_stored_without_a_device_session(
     response = await put(http, env, url(SERVER_STREAM, "/unreliable"), 2)
 
     assert response.status_code == 200
+    assert response.headers["astraea-delivery"] == "dropped"  # Astarte answers 200 all the same
     assert [s.value for s in await env.samples(SERVER_STREAM, "/unreliable")] == [2.0]
 
 
@@ -292,8 +294,10 @@ async def test_a_device_never_connected_is_reached_by_nothing(
     assert context is not None and env.platform.bus is not None and env.storage is not None
     context.commands = DeviceCommands(env.platform.bus, env.storage.sessions, max_queued=10)
 
-    assert (await put(http, env, url(SERVER_PROPS, "/count"), 1)).status_code == 200
-    assert (await put(http, env, url(SERVER_STREAM, "/unreliable"), 1)).status_code == 200
+    response = await put(http, env, url(SERVER_PROPS, "/count"), 1)
+    assert (response.status_code, response.headers["astraea-delivery"]) == (200, "pending")
+    response = await put(http, env, url(SERVER_STREAM, "/unreliable"), 1)
+    assert (response.status_code, response.headers["astraea-delivery"]) == (200, "dropped")
     assert (await put(http, env, url(SERVER_STREAM, "/guaranteed"), 1)).status_code == 503
 
 

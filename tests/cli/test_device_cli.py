@@ -32,6 +32,7 @@ GEO = "org.astarte-platform.genericsensors.Geolocation"
 SENSORS = "org.astarte-platform.genericsensors.AvailableSensors"
 RATE = "org.astarte-platform.genericsensors.SamplingRate"
 COMMANDS = "org.astraea.cli.Commands"
+SERVER_COMMANDS = "org.astarte-platform.genericcommands.ServerCommands"  # unreliable
 COMMANDS_INTERFACE = {
     "interface_name": COMMANDS,
     "version_major": 0,
@@ -40,7 +41,9 @@ COMMANDS_INTERFACE = {
     "ownership": "server",
     "mappings": [{"endpoint": "/command", "type": "string", "reliability": "unique"}],
 }
-INTROSPECTION = f"{VALUES}:1:0;{GEO}:1:0;{SENSORS}:1:0;{RATE}:1:0;{COMMANDS}:0:1"
+INTROSPECTION = (
+    f"{VALUES}:1:0;{GEO}:1:0;{SENSORS}:1:0;{RATE}:1:0;{COMMANDS}:0:1;{SERVER_COMMANDS}:0:1"
+)
 T1 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 T2 = datetime(2024, 5, 1, 10, 1, tzinfo=UTC)
 GPS = {
@@ -144,9 +147,10 @@ class MqttDevice:
 async def cli(
     platform: Platform, http: httpx.AsyncClient, realm: str, realm_keys: KeyPair, tmp_path: Path
 ) -> Cli:
-    """The CLI of a realm with four standard interfaces and a `unique` server datastream."""
+    """The CLI of a realm with five standard interfaces and a `unique` server datastream."""
     documents = [
-        json.loads((STANDARD / f"{name}.json").read_text()) for name in (VALUES, GEO, SENSORS, RATE)
+        json.loads((STANDARD / f"{name}.json").read_text())
+        for name in (VALUES, GEO, SENSORS, RATE, SERVER_COMMANDS)
     ]
     for document in [*documents, COMMANDS_INTERFACE]:
         response = await http.post(
@@ -218,7 +222,9 @@ async def test_device_status_and_listing(cli: Cli, device: MqttDevice) -> None:
     code, out, _ = await cli(*DEVICES, "show", device.device_id)
     status = json.loads(out)
     assert status["connected"] is True
-    assert sorted(status["introspection"]) == sorted([VALUES, GEO, SENSORS, RATE, COMMANDS])
+    assert sorted(status["introspection"]) == sorted(
+        [VALUES, GEO, SENSORS, RATE, COMMANDS, SERVER_COMMANDS]
+    )
 
     code, out, err = await cli(
         *PAIRING, "device", "info", device.device_id, "--secret", "not-the-secret"
@@ -316,6 +322,11 @@ async def test_sending_to_connected_and_disconnected_device(cli: Cli, device: Mq
         return json.loads(out)["connected"] is False
 
     await _poll(disconnected, "disconnection")
+    # an unreliable value finds no connection and no queue: the CLI says so instead of "Sent"
+    code, out, err = await cli(*DEVICES, "send-data", dev, SERVER_COMMANDS, "/command", "reboot")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"Error: not delivered: device {dev} is not connected")
+    assert "dropped" in err
     code, out, err = await cli(*DEVICES, "send-data", dev, COMMANDS, "/command", "reboot")
     assert (code, out) == (1, "")
     assert err == (

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from astraea.api.appengine_devices import PREFIX, Authorized
 from astraea.api.appengine_values_read import ValueReader, next_link, parse_query
 from astraea.api.appengine_values_target import ValueTarget, locate_device, resolve_target
-from astraea.api.appengine_values_write import ValueWriter
+from astraea.api.appengine_values_write import DELIVERY_HEADER, ValueWriter
 from astraea.api.body import read_data
 from astraea.api.realm_auth import RealmRequest
 from astraea.api.responses import JsonResponse
@@ -57,8 +57,8 @@ async def write_values(request: Request, auth: Authorized) -> JsonResponse:
     """200 with the `data` as sent; the body is read before anything is looked up, so a
     malformed one is a 400 whatever it addresses."""
     raw = await read_data(request)
-    await _writer(auth).write(await _target(request, auth), raw)
-    return JsonResponse({"data": raw})
+    delivery = await _writer(auth).write(await _target(request, auth), raw)
+    return JsonResponse({"data": raw}, headers={DELIVERY_HEADER: delivery.value})
 
 
 async def unset_values(request: Request, auth: Authorized) -> Response:

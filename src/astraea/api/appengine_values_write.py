@@ -7,6 +7,7 @@ write or a guaranteed/unique datastream the device cannot take changes nothing.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -59,13 +60,25 @@ class ReceptionClock:
 _CLOCK = ReceptionClock()
 
 
+class Delivery(enum.StrEnum):
+    """What became of a value sent to a device, told in the `Astraea-Delivery` response
+    header: Astarte answers 200 either way, so a client cannot otherwise tell a drop."""
+
+    DELIVERED = "delivered"  # a live connection or the device's persistent session took it
+    PENDING = "pending"  # a property the device will get at its next connection
+    DROPPED = "dropped"  # an unreliable datastream value for a device that cannot take it
+
+
+DELIVERY_HEADER = "Astraea-Delivery"
+
+
 class ValueWriter:
     def __init__(self, values: ValueRepository, commands: DeviceCommands, realm: Realm) -> None:
         self._values = values
         self._commands = commands
         self._realm = realm
 
-    async def write(self, target: ValueTarget, raw: object) -> None:
+    async def write(self, target: ValueTarget, raw: object) -> Delivery:
         """Casts `raw` (the request's `data`), publishes it, then stores it."""
         interface = target.interface
         _check_server_owned(target)
@@ -108,6 +121,9 @@ class ValueWriter:
                 interface.aggregation,
             )
         await self._values.apply([write])
+        if delivered:
+            return Delivery.DELIVERED
+        return Delivery.PENDING if is_properties else Delivery.DROPPED
 
     async def unset(self, target: ValueTarget) -> None:
         """Removes a property that allows it and tells the device, connected or not (it

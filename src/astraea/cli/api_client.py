@@ -57,13 +57,20 @@ class ApiClient:
             fail(f"cannot reach Astraea at {self.base_url}: {exc}")
         return response
 
+    def checked(
+        self, method: str, path: str, *, data: Any = None, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """A successful response; fails with the server's error otherwise."""
+        response = self.request(method, path, data=data, params=params)
+        if response.is_error:
+            fail(f"{method} {path}: {response.status_code} {describe_error(response)}")
+        return response
+
     def call(
         self, method: str, path: str, *, data: Any = None, params: dict[str, str] | None = None
     ) -> Any:
         """The `data` of a successful response (None for an empty one); fails on errors."""
-        response = self.request(method, path, data=data, params=params)
-        if response.is_error:
-            fail(f"{method} {path}: {response.status_code} {describe_error(response)}")
+        response = self.checked(method, path, data=data, params=params)
         if not response.content:
             return None
         return response.json().get("data")

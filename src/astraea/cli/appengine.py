@@ -24,6 +24,8 @@ app.add_typer(devices, name="devices")
 
 # AppEngine's `links` are relative to the API root, as Astarte's gateway serves them.
 _API_ROOT = "/appengine"
+# How Astraea tells what became of a value sent to a device (Astarte answers 200 either way).
+_DELIVERY_HEADER = "Astraea-Delivery"
 # Types whose VALUE is taken verbatim, so that `42` can be a string and base64 stays text.
 _VERBATIM_TYPES = (ValueType.STRING, ValueType.BINARYBLOB)
 # Values may be negative numbers, which must not be taken for options.
@@ -95,9 +97,12 @@ class _AppEngine:
 
     def write_value(
         self, method: str, device: str, by_alias: bool, interface: str, path: str, value: Any
-    ) -> None:
-        """POST (datastream) or PUT (property) one value to a device's interface path."""
-        self.client.call(method, self.values_path(device, by_alias, interface, path), data=value)
+    ) -> str | None:
+        """POST (datastream) or PUT (property) one value to a device's interface path; what
+        became of it as the server reports it (`delivered`, `pending` or `dropped`; None from
+        a server that does not say, such as Astarte)."""
+        path = self.values_path(device, by_alias, interface, path)
+        return self.client.checked(method, path, data=value).headers.get(_DELIVERY_HEADER)
 
     def listing(self, path: str, params: dict[str, str], *, follow: bool) -> Any:
         """A GET's `data`; a list is completed, when `follow`, by the pages `links.next` leads
@@ -260,7 +265,13 @@ def send_data(
 ) -> None:
     """Send a value on a server-owned datastream (for an object, its JSON at the object path)."""
     engine: _AppEngine = ctx.obj
-    engine.write_value("POST", device, alias, interface, path, _parse_value(value, value_type))
+    value_sent = _parse_value(value, value_type)
+    if engine.write_value("POST", device, alias, interface, path, value_sent) == "dropped":
+        fail(
+            f"not delivered: device {device} is not connected (or has no session to queue it "
+            f"in) and {interface}{path} is unreliable, so the value was dropped; it is only "
+            "stored on the server"
+        )
     print_text(f"Sent to {interface}{path}.")
 
 
@@ -276,8 +287,11 @@ def set_property(
 ) -> None:
     """Set a server-owned property; a disconnected device receives it when it reconnects."""
     engine: _AppEngine = ctx.obj
-    engine.write_value("PUT", device, alias, interface, path, _parse_value(value, value_type))
-    print_text(f"Set {interface}{path}.")
+    value_set = _parse_value(value, value_type)
+    if engine.write_value("PUT", device, alias, interface, path, value_set) == "pending":
+        print_text(f"Set {interface}{path}; device {device} gets it when it connects.")
+    else:
+        print_text(f"Set {interface}{path}.")
 
 
 @devices.command("unset-property")
