@@ -102,7 +102,10 @@ class _AppEngine:
         became of it as the server reports it (`delivered`, `pending` or `dropped`; None from
         a server that does not say, such as Astarte)."""
         path = self.values_path(device, by_alias, interface, path)
-        return self.client.checked(method, path, data=value).headers.get(_DELIVERY_HEADER)
+        delivery: str | None = self.client.checked(method, path, data=value).headers.get(
+            _DELIVERY_HEADER
+        )
+        return delivery
 
     def listing(self, path: str, params: dict[str, str], *, follow: bool) -> Any:
         """A GET's `data`; a list is completed, when `follow`, by the pages `links.next` leads
