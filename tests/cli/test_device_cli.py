@@ -386,6 +386,9 @@ async def test_listing_follows_pages(cli: Cli, platform: Platform) -> None:
     assert sorted(out.split()) == ids
     code, out, _ = await cli(*DEVICES, "list", "--limit", "3")
     assert len(out.split()) == 3
+    code, out, err = await cli(*DEVICES, "list", "--page-size", "400", "--details", "--json")
+    assert (code, err) == (0, ""), err
+    assert sorted(status["id"] for status in json.loads(out)) == ids
 
 
 @pytest.mark.parametrize(

@@ -137,13 +137,21 @@ def list_devices(
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most N devices.", show_default="all of them")
     ] = None,
+    page_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Devices per request without --limit; the pages are followed to the end.",
+            show_default="the server's, 1000",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """List device ids, one per line, or a table of statuses with --details."""
     engine: _AppEngine = ctx.obj
     params = {"details": "true"} if details else {}
-    if limit is not None:
-        params["limit"] = str(limit)
+    if limit is not None or page_size is not None:
+        params["limit"] = str(limit or page_size)
     found = engine.listing(
         f"{_API_ROOT}/v1/{engine.access.realm}/devices", params, follow=limit is None
     )
